@@ -1,0 +1,1 @@
+"""taskrunner: a serverless asynchronous task API (API, worker, notifier, stream)."""

@@ -1,0 +1,82 @@
+"""boto3 clients built lazily from Settings; the endpoint comes from AWS_ENDPOINT_URL."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any
+
+from ..config import Settings
+from ..domain.errors import DependencyUnavailableError
+
+_lock = threading.Lock()
+
+
+class AwsClients:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        found = self._clients.get(service)
+        if found is not None:
+            return found
+        with _lock:
+            if service not in self._clients:
+                self._clients[service] = _make_client(service, self._settings.region, self._settings.endpoint_url)
+        return self._clients[service]
+
+    @property
+    def dynamodb(self) -> Any:
+        return self.client("dynamodb")
+
+    @property
+    def sqs(self) -> Any:
+        return self.client("sqs")
+
+
+@functools.cache
+def _session() -> Any:
+    import boto3
+
+    return boto3.session.Session()
+
+
+def _make_client(service: str, region: str, endpoint_url: str | None) -> Any:
+    from botocore.config import Config
+
+    config = Config(
+        region_name=region,
+        connect_timeout=2,
+        read_timeout=10,
+        retries={"max_attempts": 3, "mode": "standard"},
+        tcp_keepalive=True,
+        max_pool_connections=32,
+    )
+    return _session().client(service, endpoint_url=endpoint_url, config=config)
+
+
+def unavailable(service: str, exc: Exception) -> DependencyUnavailableError:
+    return DependencyUnavailableError(service, f"{type(exc).__name__}: {exc}")
+
+
+def error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+TRANSIENT_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "TransactionConflictException",
+        "RequestThrottled",
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "QueueDoesNotExist",
+        "ResourceNotFoundException",
+    }
+)

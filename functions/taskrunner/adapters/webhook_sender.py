@@ -1,0 +1,61 @@
+"""CallbackSender: POSTs a task's JSON signed the Standard Webhooks way.
+
+Headers: ``webhook-id``, ``webhook-timestamp`` (unix seconds) and
+``webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">``. The secret may be
+given as ``whsec_<base64>`` (the Standard Webhooks form) or as plain text.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+
+from .egress import GuardedHttpClient
+
+
+def secret_bytes(secret: str) -> bytes:
+    if secret.startswith("whsec_"):
+        return base64.b64decode(secret.removeprefix("whsec_"))
+    return secret.encode()
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret_bytes(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes, *, tolerance: int = 300, now: float | None = None) -> bool:
+    """What a receiver does: recompute the signature and compare in constant time."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    try:
+        message_id = lowered["webhook-id"]
+        timestamp = int(lowered["webhook-timestamp"])
+        signatures = lowered["webhook-signature"].split()
+    except (KeyError, ValueError):
+        return False
+    if abs((now or time.time()) - timestamp) > tolerance:
+        return False
+    expected = sign(secret, message_id, timestamp, body)
+    return any(hmac.compare_digest(expected, candidate) for candidate in signatures)
+
+
+class WebhookSender:
+    def __init__(self, http: GuardedHttpClient, secret_provider: Callable[[], str], *, clock: Callable[[], float] = time.time) -> None:
+        self._http = http
+        self._secret = secret_provider
+        self._clock = clock
+
+    def send(self, url: str, payload: bytes, *, message_id: str, timeout: float) -> int:
+        timestamp = int(self._clock())
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": message_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(self._secret(), message_id, timestamp, payload),
+        }
+        response = self._http.request("POST", url, headers=headers, body=payload, timeout=timeout)
+        return response.status

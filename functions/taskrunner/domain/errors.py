@@ -1,0 +1,101 @@
+"""Domain errors. Entry points map them to HTTP codes in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TaskRunnerError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class TaskNotFoundError(TaskRunnerError):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"task {task_id!r} not found")
+        self.task_id = task_id
+
+
+class UnknownTaskTypeError(TaskRunnerError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown task type {name!r}; known types: {', '.join(known)}")
+        self.name = name
+        self.known = known
+
+
+class InvalidParametersError(TaskRunnerError):
+    """Parameters that do not fit the task type's model. ``errors`` are pydantic-shaped."""
+
+    def __init__(self, name: str, errors: list[dict[str, Any]]) -> None:
+        super().__init__(f"invalid parameters for task type {name!r}")
+        self.name = name
+        self.errors = errors
+
+
+class InvalidTransitionError(TaskRunnerError):
+    """The task is not in a status that allows the change (e.g. cancelling a finished task)."""
+
+    def __init__(self, task_id: str, status: str, action: str) -> None:
+        super().__init__(f"task {task_id!r} is {status}; cannot {action}")
+        self.task_id = task_id
+        self.status = status
+        self.action = action
+
+
+class ConditionFailedError(TaskRunnerError):
+    """A conditional write lost: the stored task no longer matches what was expected.
+
+    ``current`` is the stored task when the store could tell, else None.
+    """
+
+    def __init__(self, task_id: str, current: Any = None) -> None:
+        super().__init__(f"task {task_id!r} changed concurrently")
+        self.task_id = task_id
+        self.current = current
+
+
+class TaskAlreadyExistsError(TaskRunnerError):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"task {task_id!r} already exists")
+        self.task_id = task_id
+
+
+class IdempotencyConflictError(TaskRunnerError):
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"Idempotency-Key {key!r} was already used with a different request body"
+        )
+        self.key = key
+
+
+class DependencyUnavailableError(TaskRunnerError):
+    """DynamoDB or SQS did not answer; the caller may retry later."""
+
+    def __init__(self, dependency: str, detail: str) -> None:
+        super().__init__(f"{dependency} unavailable: {detail}")
+        self.dependency = dependency
+        self.detail = detail
+
+
+class ResultTooLargeError(TaskRunnerError):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"task result is {size} bytes as JSON; the limit is {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class EgressDeniedError(TaskRunnerError):
+    """A URL points somewhere this service may not send requests to."""
+
+
+class TaskTimeoutError(TaskRunnerError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"task exceeded its timeout of {seconds:g} s")
+        self.seconds = seconds
+
+
+class TaskCancelledError(TaskRunnerError):
+    """Raised inside a running task when cancellation was requested."""
+
+
+class InvalidCursorError(TaskRunnerError):
+    pass

@@ -1,0 +1,249 @@
+"""Task, its statuses and the transitions allowed between them. Pure: no I/O."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+
+class TaskStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    RETRYING = "RETRYING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+ACTIVE_STATUSES = frozenset({TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.RETRYING})
+
+ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.PENDING: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.FAILED}),
+    TaskStatus.RUNNING: frozenset(
+        {
+            TaskStatus.RUNNING,  # progress, or a reclaim after an expired lease
+            TaskStatus.COMPLETED,
+            TaskStatus.FAILED,
+            TaskStatus.CANCELLED,
+            TaskStatus.RETRYING,
+        }
+    ),
+    TaskStatus.RETRYING: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.FAILED}),
+    TaskStatus.COMPLETED: frozenset(),
+    TaskStatus.FAILED: frozenset(),
+    TaskStatus.CANCELLED: frozenset(),
+}
+
+
+def can_transition(current: TaskStatus, new: TaskStatus) -> bool:
+    return new in ALLOWED_TRANSITIONS[current]
+
+
+class CallbackStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    RETRYING = "RETRYING"
+    FAILED = "FAILED"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+
+
+def parse_iso(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def after(ts: datetime, seconds: float) -> datetime:
+    return ts + timedelta(seconds=seconds)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskError:
+    type: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"type": self.type, "message": self.message}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Progress:
+    percent: float = 0.0
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"percent": self.percent, "message": self.message}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallbackState:
+    url: str
+    status: CallbackStatus = CallbackStatus.PENDING
+    attempts: int = 0
+    last_error: str | None = None
+    delivered_at: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "status": self.status.value,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+            "delivered_at": self.delivered_at,
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskRef:
+    """What identifies a task in every index: carried by queue messages, so a worker can
+    make its claiming write without reading the task first."""
+
+    task_id: str
+    owner: str
+    created_at: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"task_id": self.task_id, "owner": self.owner, "created_at": self.created_at}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Task:
+    """One accepted job. ``version`` grows by one on every stored change."""
+
+    task_id: str
+    name: str
+    owner: str
+    queue: str
+    status: TaskStatus
+    parameters: dict[str, Any]
+    created_at: str
+    updated_at: str
+    max_attempts: int
+    timeout_seconds: int
+    version: int = 1
+    attempts: int = 0
+    delay_seconds: int = 0
+    priority: bool = False
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    result: Any = None
+    error: TaskError | None = None
+    progress: Progress = Progress()
+    started_at: str | None = None
+    completed_at: str | None = None
+    next_attempt_at: str | None = None
+    lease_expires_at: str | None = None
+    cancel_requested: bool = False
+    callback: CallbackState | None = None
+    idempotency_key: str | None = None
+    # When the reconciler should look at the task if nothing else happened first
+    # (a PENDING task never picked up, a RUNNING task whose lease ran out). None once terminal.
+    due_at: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status.is_terminal
+
+    @property
+    def ref(self) -> TaskRef:
+        return TaskRef(self.task_id, self.owner, self.created_at)
+
+    def to_public(self) -> dict[str, Any]:
+        """The task as clients see it (``/state``, the stream, callbacks' source)."""
+        return {
+            "task_id": self.task_id,
+            "name": self.name,
+            "status": self.status.value,
+            "queue": self.queue,
+            "parameters": self.parameters,
+            "metadata": self.metadata,
+            "result": self.result,
+            "error": self.error.to_dict() if self.error else None,
+            "progress": self.progress.to_dict(),
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "timeout_seconds": self.timeout_seconds,
+            "cancel_requested": self.cancel_requested,
+            "next_attempt_at": self.next_attempt_at,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "updated_at": self.updated_at,
+            "completed_at": self.completed_at,
+            "callback": self.callback.to_dict() if self.callback else None,
+            "version": self.version,
+        }
+
+    def callback_payload(self) -> dict[str, Any]:
+        """The JSON a callback receiver gets when the task ends."""
+        return {
+            "task_id": self.task_id,
+            "name": self.name,
+            "status": self.status.value,
+            "result": self.result,
+            "error": self.error.to_dict() if self.error else None,
+            "attempts": self.attempts,
+            "metadata": self.metadata,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Expect:
+    """The condition a stored change is made under (a conditional write).
+
+    ``statuses``: the task's status must be one of these.
+    ``attempts``: the task's attempt counter must equal this (the claim a worker holds).
+    ``lease_expired_before``: alternatively a RUNNING task whose lease ended before this time.
+    """
+
+    statuses: frozenset[TaskStatus]
+    attempts: int | None = None
+    lease_expired_before: str | None = None
+
+    def holds_for(self, task: Task) -> bool:
+        if task.status in self.statuses and (self.attempts is None or task.attempts == self.attempts):
+            return True
+        return (
+            self.lease_expired_before is not None
+            and task.status is TaskStatus.RUNNING
+            and task.lease_expires_at is not None
+            and task.lease_expires_at < self.lease_expired_before
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskPage:
+    items: list[Task]
+    cursor: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Message:
+    """A record stored by the ``message`` task type (seed 002's messages)."""
+
+    message_id: str
+    owner: str
+    content: str
+    task_id: str
+    created_at: str
+
+    def to_public(self) -> dict[str, Any]:
+        return {
+            "id": self.message_id,
+            "content": self.content,
+            "task_id": self.task_id,
+            "created_at": self.created_at,
+        }

@@ -1,0 +1,141 @@
+"""The ports the domain needs, as Protocols. Adapters implement them; tests use fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+from .models import Expect, Message, Task, TaskPage, TaskRef, TaskStatus
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class TaskRepository(Protocol):
+    def create(self, task: Task, *, idempotency_hash: str | None = None) -> None:
+        """Store a new task. With ``task.idempotency_key`` set, the key is stored in the same
+        atomic write; raises TaskAlreadyExistsError if the id or the key exists."""
+
+    def get(self, task_id: str) -> Task | None: ...
+
+    def find_by_idempotency_key(self, owner: str, key: str) -> tuple[str, str] | None:
+        """(task_id, request hash) of an earlier submission with this key, if any."""
+
+    def update(
+        self,
+        ref: TaskRef,
+        changes: Mapping[str, Any],
+        expect: Expect,
+        *,
+        increment_attempts: bool = False,
+    ) -> Task:
+        """Apply ``changes`` (Task field -> value) if ``expect`` holds; bump ``version``;
+        return the stored task. Raises TaskNotFoundError or ConditionFailedError."""
+
+    def list(
+        self,
+        owner: str,
+        *,
+        statuses: Iterable[TaskStatus] | None,
+        name: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> TaskPage: ...
+
+    def due(self, before: str, limit: int) -> list[Task]:
+        """Non-terminal tasks whose ``due_at`` is before ``before`` (for the reconciler)."""
+
+    def ping(self) -> None:
+        """Raise DependencyUnavailableError when the store does not answer."""
+
+
+class TaskQueue(Protocol):
+    def enqueue(self, task: Task, *, delay_seconds: int = 0) -> None:
+        """Send the task's id to the queue of its type (or the priority queue)."""
+
+    def enqueue_callback(self, task_id: str, *, delay_seconds: int = 0) -> None: ...
+
+    def change_visibility(self, source_arn: str, receipt_handle: str, seconds: int) -> None:
+        """Make a received message visible again after ``seconds`` (retry backoff)."""
+
+    def ping(self) -> None: ...
+
+
+class MessageStore(Protocol):
+    def add(self, message: Message) -> None: ...
+
+    def list(self, owner: str, *, limit: int, cursor: str | None) -> tuple[list[Message], str | None]: ...
+
+
+class HttpResponse(Protocol):
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class HttpClient(Protocol):
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        timeout: float = 10.0,
+    ) -> HttpResponse:
+        """Send one request, refusing destinations the egress policy denies."""
+
+
+class CallbackSender(Protocol):
+    def send(self, url: str, payload: bytes, *, message_id: str, timeout: float) -> int:
+        """POST a signed callback; return the receiver's status code (raise on no answer)."""
+
+
+class TaskContext(Protocol):
+    """What a running task can use: progress, cancellation and time checks, services."""
+
+    task_id: str
+    attempt: int
+    owner: str
+
+    def progress(self, percent: float, message: str | None = None) -> None: ...
+
+    def check(self) -> None:
+        """Raise TaskCancelledError or TaskTimeoutError if the task must stop now."""
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, checking for cancellation and the deadline meanwhile."""
+
+    @property
+    def messages(self) -> MessageStore: ...
+
+    @property
+    def http(self) -> HttpClient: ...
+
+
+class TaskType(Protocol):
+    name: str
+    description: str
+    queue: str
+    timeout_seconds: int
+
+    def validate(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the normalised parameters or raise InvalidParametersError."""
+
+    def run(self, parameters: Mapping[str, Any], context: TaskContext) -> Any: ...
+
+    def parameters_schema(self) -> dict[str, Any]: ...
+
+
+class TaskCatalog(Protocol):
+    def get(self, name: str) -> TaskType:
+        """Raise UnknownTaskTypeError for a name that is not registered."""
+
+    def names(self) -> list[str]: ...
+
+    def all(self) -> list[TaskType]: ...
+
+
+Sleeper = Callable[[float], None]

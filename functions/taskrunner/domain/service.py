@@ -1,0 +1,657 @@
+"""Use cases: submit, get, list, cancel (API); run (worker); deliver (notifier); reconcile.
+
+Every state change is a conditional write (``Expect``), so duplicate deliveries, crashed
+workers and concurrent cancels can never produce a lost update or an illegal transition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from .errors import (
+    ConditionFailedError,
+    DependencyUnavailableError,
+    IdempotencyConflictError,
+    InvalidParametersError,
+    InvalidTransitionError,
+    TaskAlreadyExistsError,
+    TaskCancelledError,
+    TaskNotFoundError,
+    TaskRunnerError,
+    TaskTimeoutError,
+)
+from .models import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    CallbackState,
+    CallbackStatus,
+    Expect,
+    Message,
+    Progress,
+    Task,
+    TaskError,
+    TaskPage,
+    TaskRef,
+    TaskStatus,
+    after,
+    iso,
+    parse_iso,
+)
+from .ports import (
+    CallbackSender,
+    Clock,
+    HttpClient,
+    MessageStore,
+    TaskCatalog,
+    TaskQueue,
+    TaskRepository,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class NonRetryableError(TaskRunnerError):
+    """A task failure that another attempt cannot fix (bad input, result too large...)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Policy:
+    """Operational limits and timings; built from Settings by the composition root."""
+
+    default_max_attempts: int = 3
+    max_attempts_limit: int = 10
+    max_timeout_seconds: int = 840
+    pending_grace_seconds: int = 120
+    lease_grace_seconds: int = 30
+    retry_base_seconds: float = 2.0
+    retry_cap_seconds: float = 300.0
+    result_max_bytes: int = 256 * 1024
+    progress_min_interval_seconds: float = 1.0
+    callback_max_attempts: int = 8
+    callback_base_seconds: float = 30.0
+    callback_cap_seconds: float = 3600.0
+    callback_timeout_seconds: float = 10.0
+    stop_margin_seconds: float = 5.0
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        from .models import utcnow
+
+        return utcnow()
+
+
+def backoff_seconds(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> int:
+    """Exponential backoff with 'equal jitter': between half and all of min(cap, base*2^(n-1))."""
+    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    return max(1, round(ceiling / 2 + rand() * ceiling / 2))
+
+
+def request_hash(payload: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubmitRequest:
+    name: str
+    parameters: dict[str, Any]
+    callback_url: str | None = None
+    delay_seconds: int = 0
+    max_attempts: int | None = None
+    timeout_seconds: int | None = None
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    priority: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubmitResult:
+    task: Task
+    created: bool
+
+
+class TaskService:
+    """The API's use cases."""
+
+    def __init__(
+        self,
+        repository: TaskRepository,
+        queue: TaskQueue,
+        catalog: TaskCatalog,
+        *,
+        policy: Policy | None = None,
+        clock: Clock | None = None,
+        id_factory: Callable[[], str] = lambda: str(uuid.uuid4()),
+        url_check: Callable[[str], None] | None = None,
+    ) -> None:
+        self._repo = repository
+        self._queue = queue
+        self._catalog = catalog
+        self._policy = policy or Policy()
+        self._clock = clock or SystemClock()
+        self._new_id = id_factory
+        self._url_check = url_check
+
+    @property
+    def catalog(self) -> TaskCatalog:
+        return self._catalog
+
+    def submit(self, owner: str, request: SubmitRequest, *, idempotency_key: str | None = None) -> SubmitResult:
+        task_type = self._catalog.get(request.name)
+        parameters = task_type.validate(request.parameters)
+        if request.callback_url is not None and self._url_check is not None:
+            self._url_check(request.callback_url)
+        digest = None
+        if idempotency_key is not None:
+            digest = request_hash(dataclasses.asdict(request))
+            earlier = self._repo.find_by_idempotency_key(owner, idempotency_key)
+            if earlier is not None:
+                return self._replay(owner, idempotency_key, digest, earlier)
+        task = self._new_task(owner, request, parameters, task_type.queue, task_type.timeout_seconds, idempotency_key)
+        try:
+            self._repo.create(task, idempotency_hash=digest)
+        except TaskAlreadyExistsError:
+            if idempotency_key is None:
+                raise
+            earlier = self._repo.find_by_idempotency_key(owner, idempotency_key)
+            if earlier is None:
+                raise
+            return self._replay(owner, idempotency_key, digest or "", earlier)
+        try:
+            self._queue.enqueue(task, delay_seconds=request.delay_seconds)
+        except DependencyUnavailableError:
+            # The task is stored PENDING; the reconciler sends its message once it is due.
+            logger.warning("enqueue failed; task left for the reconciler", extra={"task_id": task.task_id})
+        return SubmitResult(task=task, created=True)
+
+    def _replay(self, owner: str, key: str, digest: str, earlier: tuple[str, str]) -> SubmitResult:
+        task_id, earlier_digest = earlier
+        if earlier_digest != digest:
+            raise IdempotencyConflictError(key)
+        return SubmitResult(task=self.get(owner, task_id), created=False)
+
+    def _new_task(
+        self,
+        owner: str,
+        request: SubmitRequest,
+        parameters: dict[str, Any],
+        queue: str,
+        default_timeout: int,
+        idempotency_key: str | None,
+    ) -> Task:
+        p = self._policy
+        now = self._clock.now()
+        timeout = min(request.timeout_seconds or default_timeout, p.max_timeout_seconds)
+        attempts = min(request.max_attempts or p.default_max_attempts, p.max_attempts_limit)
+        return Task(
+            task_id=self._new_id(),
+            name=request.name,
+            owner=owner,
+            queue=queue,
+            status=TaskStatus.PENDING,
+            parameters=parameters,
+            created_at=iso(now),
+            updated_at=iso(now),
+            max_attempts=attempts,
+            timeout_seconds=timeout,
+            delay_seconds=request.delay_seconds,
+            priority=request.priority,
+            metadata=dict(request.metadata),
+            callback=CallbackState(url=request.callback_url) if request.callback_url else None,
+            idempotency_key=idempotency_key,
+            due_at=iso(after(now, request.delay_seconds + p.pending_grace_seconds)),
+        )
+
+    def get(self, owner: str, task_id: str) -> Task:
+        task = self._repo.get(task_id)
+        if task is None or task.owner != owner:
+            raise TaskNotFoundError(task_id)
+        return task
+
+    def list(
+        self,
+        owner: str,
+        *,
+        status: TaskStatus | None = None,
+        active: bool = False,
+        name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> TaskPage:
+        statuses = [status] if status else (sorted(ACTIVE_STATUSES) if active else None)
+        return self._repo.list(owner, statuses=statuses, name=name, limit=limit, cursor=cursor)
+
+    def cancel(self, owner: str, task_id: str) -> Task:
+        """PENDING/RETRYING -> CANCELLED now; RUNNING -> cancel requested; terminal -> error."""
+        for _ in range(5):
+            task = self.get(owner, task_id)
+            now = iso(self._clock.now())
+            try:
+                if task.status in (TaskStatus.PENDING, TaskStatus.RETRYING):
+                    return self._repo.update(
+                        task.ref,
+                        _terminal_changes(TaskStatus.CANCELLED, now, error=None),
+                        Expect(frozenset({task.status})),
+                    )
+                if task.status is TaskStatus.RUNNING:
+                    if task.cancel_requested:
+                        return task
+                    return self._repo.update(
+                        task.ref,
+                        {"cancel_requested": True, "updated_at": now},
+                        Expect(frozenset({TaskStatus.RUNNING})),
+                    )
+            except ConditionFailedError:
+                continue  # it moved on under us: look again
+            raise InvalidTransitionError(task_id, task.status.value, "cancel")
+        raise ConditionFailedError(task_id)
+
+
+def _terminal_changes(status: TaskStatus, now: str, *, error: TaskError | None, result: Any = None) -> dict[str, Any]:
+    return {
+        "status": status,
+        "result": result,
+        "error": error,
+        "completed_at": now,
+        "updated_at": now,
+        "lease_expires_at": None,
+        "next_attempt_at": None,
+        "due_at": None,
+    }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """What the worker does with the message: delete it, or let it come back later."""
+
+    done: bool
+    retry_after_seconds: int = 0
+    task: Task | None = None
+
+    @classmethod
+    def finished(cls, task: Task | None = None) -> RunOutcome:
+        return cls(done=True, task=task)
+
+    @classmethod
+    def later(cls, seconds: int, task: Task | None = None) -> RunOutcome:
+        return cls(done=False, retry_after_seconds=max(0, seconds), task=task)
+
+
+class _RunContext:
+    """The TaskContext handed to a running task."""
+
+    def __init__(
+        self,
+        task: Task,
+        repo: TaskRepository,
+        clock: Clock,
+        deadline: float,
+        timeout: float,
+        min_interval: float,
+        messages: MessageStore,
+        http: HttpClient,
+    ) -> None:
+        self.task_id = task.task_id
+        self._ref = task.ref
+        self.attempt = task.attempts
+        self.owner = task.owner
+        self._repo = repo
+        self._clock = clock
+        self._deadline = deadline
+        self._timeout = timeout
+        self._min_interval = min_interval
+        self._last_write = 0.0
+        self._pending: tuple[float, str | None] | None = None
+        self._cancelled = False
+        self._abandoned = threading.Event()
+        self._messages = messages
+        self._http = http
+
+    @property
+    def messages(self) -> MessageStore:
+        return self._messages
+
+    @property
+    def http(self) -> HttpClient:
+        return self._http
+
+    def abandon(self) -> None:
+        """Called by the worker when it gave up waiting; the task's next check stops it."""
+        self._abandoned.set()
+
+    def progress(self, percent: float, message: str | None = None) -> None:
+        self.check()
+        percent = max(0.0, min(100.0, float(percent)))
+        self._pending = (percent, message)
+        if time.monotonic() - self._last_write >= self._min_interval:
+            self._flush()
+        self.check()
+
+    def _flush(self) -> None:
+        if self._pending is None:
+            return
+        percent, message = self._pending
+        self._pending = None
+        self._last_write = time.monotonic()
+        try:
+            task = self._repo.update(
+                self._ref,
+                {"progress": Progress(round(percent, 2), message), "updated_at": iso(self._clock.now())},
+                Expect(frozenset({TaskStatus.RUNNING}), attempts=self.attempt),
+            )
+        except ConditionFailedError:
+            # Our claim is gone (lease lost, task reclaimed): stop working on it.
+            self._abandoned.set()
+            return
+        self._cancelled = task.cancel_requested
+
+    def check(self) -> None:
+        if self._abandoned.is_set():
+            raise TaskCancelledError("the worker stopped waiting for this attempt")
+        if self._cancelled:
+            raise TaskCancelledError("cancelled by request")
+        if time.monotonic() > self._deadline:
+            raise TaskTimeoutError(self._timeout)
+
+    def sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while True:
+            self.check()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            if self._pending is not None and time.monotonic() - self._last_write >= self._min_interval:
+                self._flush()
+            time.sleep(min(left, 0.1))
+
+
+class WorkerService:
+    """Runs one delivery of a task message: claim, run, record the outcome."""
+
+    def __init__(
+        self,
+        repository: TaskRepository,
+        queue: TaskQueue,
+        catalog: TaskCatalog,
+        messages: MessageStore,
+        http: HttpClient,
+        *,
+        policy: Policy | None = None,
+        clock: Clock | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._repo = repository
+        self._queue = queue
+        self._catalog = catalog
+        self._messages = messages
+        self._http = http
+        self._policy = policy or Policy()
+        self._clock = clock or SystemClock()
+        self._rand = rand
+
+    def run(self, ref: TaskRef, *, remaining_seconds: float = 900.0, timeout_hint: float | None = None) -> RunOutcome:
+        """Run one delivery. ``timeout_hint`` (from the message) sizes the claim's lease."""
+        p = self._policy
+        task_id = ref.task_id
+        now = self._clock.now()
+        budget = max(1.0, remaining_seconds - p.stop_margin_seconds)
+        run_for = max(1.0, min(float(timeout_hint or p.max_timeout_seconds), budget))
+        lease = iso(after(now, run_for + p.lease_grace_seconds))
+        try:
+            # The claim: one conditional write that also returns the task (no read first).
+            task = self._repo.update(
+                ref,
+                {
+                    "status": TaskStatus.RUNNING,
+                    "started_at": iso(now),
+                    "updated_at": iso(now),
+                    "lease_expires_at": lease,
+                    "due_at": lease,
+                    "next_attempt_at": None,
+                },
+                Expect(frozenset({TaskStatus.PENDING, TaskStatus.RETRYING}), lease_expired_before=iso(now)),
+                increment_attempts=True,
+            )
+        except TaskNotFoundError:
+            logger.warning("message for unknown task dropped", extra={"task_id": task_id})
+            return RunOutcome.finished()
+        except ConditionFailedError as exc:
+            current = exc.current if isinstance(exc.current, Task) else self._repo.get(task_id)
+            if current is None:
+                return RunOutcome.finished()
+            if current.is_terminal:
+                self._ensure_callback(current)
+                return RunOutcome.finished(current)
+            # Another delivery holds a live claim: look again once its lease has run out.
+            wait = p.lease_grace_seconds
+            if current.lease_expires_at:
+                wait = int((parse_iso(current.lease_expires_at) - now).total_seconds()) + 1
+            return RunOutcome.later(max(1, min(wait, 43_000)), current)
+        run_for = min(float(task.timeout_seconds), budget)
+        if task.attempts > task.max_attempts:
+            return self._finish_failed(task, TaskError("AttemptsExhausted", f"no attempt finished within {task.max_attempts} attempts (worker lost or timed out)"))
+        if task.cancel_requested:
+            return self._finish(task, TaskStatus.CANCELLED, error=None)
+        return self._execute(task, run_for)
+
+    def _execute(self, task: Task, run_for: float) -> RunOutcome:
+        p = self._policy
+        try:
+            task_type = self._catalog.get(task.name)
+            parameters = task_type.validate(task.parameters)
+        except (TaskRunnerError, InvalidParametersError) as exc:
+            return self._finish_failed(task, TaskError(type(exc).__name__, str(exc)))
+        deadline = time.monotonic() + run_for
+        ctx = _RunContext(task, self._repo, self._clock, deadline, run_for, p.progress_min_interval_seconds, self._messages, self._http)
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["result"] = task_type.run(parameters, ctx)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                box["error"] = exc
+
+        thread = threading.Thread(target=target, name=f"task-{task.task_id}", daemon=True)
+        thread.start()
+        thread.join(run_for + 0.5)
+        if thread.is_alive():
+            ctx.abandon()
+            return self._failure(task, TaskTimeoutError(run_for), retryable=True)
+        if "error" in box:
+            exc = box["error"]
+            if isinstance(exc, TaskCancelledError):
+                if ctx._abandoned.is_set():
+                    return RunOutcome.finished()
+                return self._finish(task, TaskStatus.CANCELLED, error=None)
+            if isinstance(exc, TaskTimeoutError):
+                return self._failure(task, exc, retryable=True)
+            retryable = not isinstance(exc, (NonRetryableError, InvalidParametersError, ValueError, TypeError))
+            if isinstance(exc, DependencyUnavailableError):
+                retryable = True
+            return self._failure(task, exc, retryable=retryable)
+        result = box.get("result")
+        encoded = json.dumps(result, default=str, separators=(",", ":"))
+        if len(encoded.encode()) > p.result_max_bytes:
+            return self._finish_failed(
+                task,
+                TaskError(
+                    "ResultTooLargeError",
+                    f"task result is {len(encoded.encode())} bytes as JSON; the limit is {p.result_max_bytes} bytes",
+                ),
+            )
+        return self._finish(task, TaskStatus.COMPLETED, error=None, result=json.loads(encoded))
+
+    def _failure(self, task: Task, exc: BaseException, *, retryable: bool) -> RunOutcome:
+        error = TaskError(type(exc).__name__, str(exc) or type(exc).__name__)
+        if not retryable or task.attempts >= task.max_attempts:
+            return self._finish_failed(task, error)
+        p = self._policy
+        delay = backoff_seconds(task.attempts, p.retry_base_seconds, p.retry_cap_seconds, self._rand)
+        now = self._clock.now()
+        next_at = iso(after(now, delay))
+        try:
+            updated = self._repo.update(
+                task.ref,
+                {
+                    "status": TaskStatus.RETRYING,
+                    "error": error,
+                    "updated_at": iso(now),
+                    "next_attempt_at": next_at,
+                    "lease_expires_at": None,
+                    "due_at": iso(after(now, delay + p.pending_grace_seconds)),
+                },
+                Expect(frozenset({TaskStatus.RUNNING}), attempts=task.attempts),
+            )
+        except ConditionFailedError:
+            return RunOutcome.finished()
+        return RunOutcome.later(delay, updated)
+
+    def _finish_failed(self, task: Task, error: TaskError) -> RunOutcome:
+        return self._finish(task, TaskStatus.FAILED, error=error)
+
+    def _finish(self, task: Task, status: TaskStatus, *, error: TaskError | None, result: Any = None) -> RunOutcome:
+        now = iso(self._clock.now())
+        changes = _terminal_changes(status, now, error=error, result=result)
+        if status is TaskStatus.COMPLETED:
+            changes["progress"] = Progress(100.0, task.progress.message)
+        try:
+            final = self._repo.update(task.ref, changes, Expect(frozenset({TaskStatus.RUNNING}), attempts=task.attempts))
+        except ConditionFailedError:
+            # The claim was lost (lease expired and another delivery took over): its outcome wins.
+            logger.warning("claim lost before the outcome was stored", extra={"task_id": task.task_id})
+            return RunOutcome.finished()
+        self._ensure_callback(final)
+        return RunOutcome.finished(final)
+
+    def _ensure_callback(self, task: Task) -> None:
+        if task.callback is not None and task.callback.status in (CallbackStatus.PENDING,):
+            self._queue.enqueue_callback(task.task_id)
+
+    def fail_from_dead_letter(self, task_id: str, reason: str) -> Task | None:
+        """A message reached the DLQ: the task ends FAILED with the reason (unless already terminal)."""
+        task = self._repo.get(task_id)
+        if task is None or task.is_terminal:
+            return task
+        now = iso(self._clock.now())
+        error = TaskError("DeadLetterError", reason)
+        try:
+            final = self._repo.update(
+                task.ref,
+                _terminal_changes(TaskStatus.FAILED, now, error=error),
+                Expect(frozenset(ACTIVE_STATUSES)),
+            )
+        except ConditionFailedError:
+            return self._repo.get(task_id)
+        self._ensure_callback(final)
+        return final
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    done: bool
+    retry_after_seconds: int = 0
+    status: CallbackStatus | None = None
+
+
+class CallbackService:
+    """Delivers a finished task's JSON to its callback URL and records how it went."""
+
+    def __init__(
+        self,
+        repository: TaskRepository,
+        sender: CallbackSender,
+        *,
+        policy: Policy | None = None,
+        clock: Clock | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._repo = repository
+        self._sender = sender
+        self._policy = policy or Policy()
+        self._clock = clock or SystemClock()
+        self._rand = rand
+
+    def deliver(self, task_id: str) -> DeliveryOutcome:
+        p = self._policy
+        task = self._repo.get(task_id)
+        if task is None or task.callback is None or not task.is_terminal:
+            return DeliveryOutcome(done=True)
+        cb = task.callback
+        if cb.status in (CallbackStatus.DELIVERED, CallbackStatus.FAILED):
+            return DeliveryOutcome(done=True, status=cb.status)
+        payload = json.dumps(task.callback_payload(), separators=(",", ":"), default=str).encode()
+        attempt = cb.attempts + 1
+        error: str | None = None
+        code: int | None = None
+        try:
+            code = self._sender.send(cb.url, payload, message_id=f"msg_{task.task_id}", timeout=p.callback_timeout_seconds)
+        except TaskRunnerError as exc:
+            error = str(exc)
+        except OSError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        now = iso(self._clock.now())
+        if code is not None and 200 <= code < 300:
+            state = dataclasses.replace(cb, status=CallbackStatus.DELIVERED, attempts=attempt, last_error=None, delivered_at=now)
+            self._record(task, state, now)
+            return DeliveryOutcome(done=True, status=CallbackStatus.DELIVERED)
+        if code is not None:
+            error = f"receiver answered HTTP {code}"
+        permanent = code == 410 or (error is not None and error.startswith("refused:"))
+        if permanent or attempt >= p.callback_max_attempts:
+            state = dataclasses.replace(cb, status=CallbackStatus.FAILED, attempts=attempt, last_error=error)
+            self._record(task, state, now)
+            return DeliveryOutcome(done=True, status=CallbackStatus.FAILED)
+        state = dataclasses.replace(cb, status=CallbackStatus.RETRYING, attempts=attempt, last_error=error)
+        self._record(task, state, now)
+        delay = backoff_seconds(attempt, p.callback_base_seconds, p.callback_cap_seconds, self._rand)
+        return DeliveryOutcome(done=False, retry_after_seconds=delay, status=CallbackStatus.RETRYING)
+
+    def _record(self, task: Task, state: CallbackState, now: str) -> None:
+        try:
+            self._repo.update(task.ref, {"callback": state, "updated_at": now}, Expect(frozenset(TERMINAL_STATUSES)))
+        except ConditionFailedError:
+            logger.warning("could not record callback state", extra={"task_id": task.task_id})
+
+
+class Reconciler:
+    """Finds tasks nothing is carrying (message lost, worker crashed) and sends them again."""
+
+    def __init__(self, repository: TaskRepository, queue: TaskQueue, *, clock: Clock | None = None, policy: Policy | None = None) -> None:
+        self._repo = repository
+        self._queue = queue
+        self._clock = clock or SystemClock()
+        self._policy = policy or Policy()
+
+    def run_once(self, limit: int = 100) -> list[str]:
+        now = self._clock.now()
+        redriven: list[str] = []
+        for task in self._repo.due(iso(now), limit):
+            if task.is_terminal:
+                continue
+            # Push due_at forward first so concurrent sweeps do not pile up messages.
+            new_due = iso(after(now, self._policy.pending_grace_seconds))
+            try:
+                task = self._repo.update(
+                    task.ref,
+                    {"due_at": new_due},
+                    Expect(frozenset({task.status}), attempts=task.attempts),
+                )
+            except ConditionFailedError:
+                continue
+            self._queue.enqueue(task)
+            redriven.append(task.task_id)
+        return redriven
+
+
+def new_message(owner: str, content: str, task_id: str, now: datetime) -> Message:
+    stamp = iso(now)
+    return Message(message_id=f"{stamp}#{uuid.uuid4().hex[:12]}", owner=owner, content=content, task_id=task_id, created_at=stamp)

@@ -1,0 +1,150 @@
+"""Request and response models of the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+
+class TaskCreate(BaseModel):
+    """A task submission. Field names of the other seeds are accepted as aliases."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"name": "sleep", "parameters": {"seconds": 3}, "callback_url": "https://example.com/hook"}]
+        },
+    )
+
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        validation_alias=AliasChoices("name", "type", "task_name"),
+        description="The task type (see GET /api/task-types). Aliases: `type`, `task_name`.",
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("parameters", "payload", "task_parameters", "data"),
+        description="The task type's parameters. Aliases: `payload`, `task_parameters`, `data`.",
+    )
+    callback_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        validation_alias=AliasChoices("callback_url", "notify_url"),
+        description="http(s) URL that receives the result as a signed POST when the task ends. Alias: `notify_url`.",
+    )
+    delay_seconds: int = Field(default=0, ge=0, le=900, description="Start no sooner than this many seconds from now.")
+    max_attempts: int | None = Field(default=None, ge=1, le=10, description="Attempts before the task is FAILED (default 3).")
+    timeout_seconds: int | None = Field(default=None, ge=1, le=840, description="Per-attempt time limit.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Free-form data echoed back in the task and callback.")
+    priority: bool = Field(default=False, description="Use the high-priority queue.")
+
+    @field_validator("callback_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.lower().startswith(("http://", "https://")):
+            raise ValueError("callback_url must be an http:// or https:// URL")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        import json
+
+        if len(json.dumps(value, default=str)) > 8192:
+            raise ValueError("metadata must be at most 8192 bytes as JSON")
+        return value
+
+
+class TaskLinks(BaseModel):
+    self: str
+    state: str
+    stream: str
+    cancel: str
+
+
+class TaskAccepted(BaseModel):
+    task_id: str
+    status: str
+    name: str
+    created_at: str
+    links: TaskLinks
+    message: str = "Task accepted"
+
+
+class ErrorBody(BaseModel):
+    type: str
+    message: str
+
+
+class ProgressBody(BaseModel):
+    percent: float
+    message: str | None = None
+
+
+class CallbackBody(BaseModel):
+    url: str
+    status: str
+    attempts: int
+    last_error: str | None = None
+    delivered_at: str | None = None
+
+
+class TaskPublic(BaseModel):
+    task_id: str
+    name: str
+    status: str
+    queue: str
+    parameters: dict[str, Any]
+    metadata: dict[str, Any]
+    result: Any = None
+    error: ErrorBody | None = None
+    progress: ProgressBody
+    attempts: int
+    max_attempts: int
+    timeout_seconds: int
+    cancel_requested: bool
+    next_attempt_at: str | None = None
+    created_at: str
+    started_at: str | None = None
+    updated_at: str
+    completed_at: str | None = None
+    callback: CallbackBody | None = None
+    version: int
+
+
+class TaskPage(BaseModel):
+    tasks: list[TaskPublic]
+    total: int = Field(description="Number of tasks on this page.")
+    next_cursor: str | None = None
+
+
+class TaskTypePublic(BaseModel):
+    name: str
+    description: str
+    queue: str
+    timeout_seconds: int
+    parameters_schema: dict[str, Any]
+
+
+class TaskTypeList(BaseModel):
+    task_types: list[TaskTypePublic]
+
+
+class MessagePublic(BaseModel):
+    id: str
+    content: str
+    task_id: str
+    created_at: str
+
+
+class MessagePage(BaseModel):
+    messages: list[MessagePublic]
+    total: int
+    next_cursor: str | None = None
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str]

@@ -1,0 +1,31 @@
+"""DeadLetterFunction: a task message that reached TasksDLQ marks its task FAILED."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..bootstrap import Services, get_services
+from .worker import parse_task_message
+
+logger = logging.getLogger(__name__)
+
+
+def fail_record(record: Any, services: Services) -> None:
+    parsed = parse_task_message(record.body)
+    if parsed is None:
+        logger.error("malformed dead-letter message dropped", extra={"message_id": record.message_id})
+        return
+    ref, _ = parsed
+    receives = record.attributes.approximate_receive_count if hasattr(record, "attributes") else "?"
+    services.worker.fail_from_dead_letter(
+        ref.task_id, f"the task's message was delivered {receives} times without finishing and moved to the dead-letter queue"
+    )
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    services = get_services()
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return process_partial_response(event=event, record_handler=lambda r: fail_record(r, services), processor=processor, context=context)

@@ -1,0 +1,60 @@
+"""StreamFunction: the SSE app behind the Lambda Function URL (Lambda Web Adapter + uvicorn).
+
+Run with ``uvicorn taskrunner.entrypoints.stream:app``; the app builds its services on the
+first request, not at import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..bootstrap import get_services
+from .sse import parse_last_event_id, task_events
+
+
+async def follow(request: Request) -> Response:
+    services = get_services()
+    settings = services.settings
+    task_id = request.path_params["task_id"]
+    owner = settings.default_owner
+    if len(task_id) > 100:
+        return JSONResponse({"detail": f"task {task_id[:100]} not found"}, status_code=404)
+    task = await anyio.to_thread.run_sync(services.repository.get, task_id)
+    if task is None or task.owner != owner:
+        return JSONResponse({"detail": f"task {task_id} not found"}, status_code=404)
+    accept = request.headers.get("accept", "")
+    if "application/json" in accept and "text/event-stream" not in accept:
+        return JSONResponse(task.to_public())
+
+    async def load() -> Any:
+        return await anyio.to_thread.run_sync(services.repository.get, task_id)
+
+    last = parse_last_event_id(request.headers.get("last-event-id") or request.query_params.get("last_event_id"))
+    events = task_events(
+        load,
+        task,
+        last_event_id=last,
+        poll_seconds=settings.stream_poll_seconds,
+        heartbeat_seconds=settings.stream_heartbeat_seconds,
+        max_seconds=settings.stream_max_seconds,
+    )
+    return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def health(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+app = Starlette(
+    routes=[
+        Route("/api/tasks/{task_id}", follow, methods=["GET"]),
+        Route("/api/tasks/{task_id}/stream", follow, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+    ]
+)
