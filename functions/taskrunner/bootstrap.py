@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
+from collections.abc import Callable
 from typing import Any
 
 from .config import Settings, get_settings
@@ -46,17 +48,34 @@ def build_services(settings: Settings, *, registry: TaskRegistry | None = None, 
     http = GuardedHttpClient(egress)
     catalog = registry or build_registry()
     policy = settings.policy
-    secret = settings.callback_signing_secret
+    secret_provider = _secret_provider(settings, aws)
     return Services(
         settings=settings,
         tasks=TaskService(repository, queue, catalog, policy=policy, url_check=egress.check_url),
         worker=WorkerService(repository, queue, catalog, messages, http, policy=policy),
-        callbacks=CallbackService(repository, WebhookSender(http, lambda: secret), policy=policy),
+        callbacks=CallbackService(repository, WebhookSender(http, secret_provider), policy=policy),
         reconciler=Reconciler(repository, queue, policy=policy),
         repository=repository,
         queue=queue,
         messages=messages,
     )
+
+
+def _secret_provider(settings: Settings, aws: Any) -> Callable[[], str]:
+    """The callback signing secret: from Secrets Manager when an ARN is configured (cached
+    for five minutes, so a rotation is picked up), else from configuration."""
+    if not settings.callback_secret_arn:
+        value = settings.callback_signing_secret
+        return lambda: value
+    cache: dict[str, Any] = {"value": None, "at": 0.0}
+
+    def provider() -> str:
+        if cache["value"] is None or time.monotonic() - cache["at"] > 300:
+            answer = aws.client("secretsmanager").get_secret_value(SecretId=settings.callback_secret_arn)
+            cache["value"], cache["at"] = answer["SecretString"], time.monotonic()
+        return str(cache["value"])
+
+    return provider
 
 
 @functools.cache

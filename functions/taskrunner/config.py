@@ -29,6 +29,7 @@ class Settings:
     allow_loopback_egress: bool = False
     egress_allow_list: tuple[str, ...] = ()
     callback_signing_secret: str = ""
+    callback_secret_arn: str = ""
     max_body_bytes: int = 256 * 1024
     max_page_size: int = 100
     stream_poll_seconds: float = 0.25
@@ -72,6 +73,7 @@ class Settings:
             allow_loopback_egress=_bool(get("ALLOW_LOOPBACK_EGRESS", "false")),
             egress_allow_list=allow,
             callback_signing_secret=get("CALLBACK_SIGNING_SECRET"),
+            callback_secret_arn=get("CALLBACK_SECRET_ARN"),
             max_body_bytes=int(get("MAX_BODY_BYTES", str(256 * 1024))),
             max_page_size=int(get("MAX_PAGE_SIZE", "100")),
             stream_poll_seconds=float(get("STREAM_POLL_SECONDS", "0.25")),

@@ -522,7 +522,7 @@ class WorkerService:
         now = iso(self._clock.now())
         changes = _terminal_changes(status, now, error=error, result=result)
         if status is TaskStatus.COMPLETED:
-            changes["progress"] = Progress(100.0, task.progress.message)
+            changes["progress"] = Progress(100.0, "completed")
         try:
             final = self._repo.update(task.ref, changes, Expect(frozenset({TaskStatus.RUNNING}), attempts=task.attempts))
         except ConditionFailedError:

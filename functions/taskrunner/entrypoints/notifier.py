@@ -28,10 +28,21 @@ def deliver_record(record: Any, services: Services) -> None:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return process_batch(event, context, get_services())
+
+
+def process_batch(event: dict[str, Any], context: Any, services: Services) -> dict[str, Any]:
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-    services = get_services()
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(
-        event=event, record_handler=lambda r: deliver_record(r, services), processor=processor, context=context
-    )
+
+    def record_handler(record: Any) -> None:
+        try:
+            deliver_record(record, services)
+        except DeliveryRetryError:
+            raise
+        except Exception:
+            logger.exception("callback record failed; it will be redelivered", extra={"message_id": record.message_id})
+            raise
+
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -40,13 +40,22 @@ def run_record(record: Any, services: Services, remaining_seconds: float) -> Non
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return process_batch(event, context, get_services())
+
+
+def process_batch(event: dict[str, Any], context: Any, services: Services) -> dict[str, Any]:
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
-    services = get_services()
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     def record_handler(record: Any) -> None:
         remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else 900.0
-        run_record(record, services, remaining)
+        try:
+            run_record(record, services, remaining)
+        except RetryLaterError:
+            raise
+        except Exception:
+            logger.exception("task record failed; it will be redelivered", extra={"message_id": record.message_id})
+            raise
 
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,70 @@
+# taskrunner - serverless asynchronous task API.  `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .venv-sam
+PORT ?= 8000
+STAGE ?= dev
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-unit test-integration test-e2e lint format typecheck validate build bench deploy deploy-localstack clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: functions/requirements.txt requirements-dev.txt constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r functions/requirements.txt -r requirements-dev.txt
+	@touch $@
+
+install: $(BIN)/.installed ## Create .venv and install the pinned dependencies
+
+run: install ## Start the whole stack locally (embedded AWS endpoint, every function, http://127.0.0.1:8000)
+	$(BIN)/python -m infra.local --port $(PORT)
+
+test: install ## Run the whole test suite (unit, integration, end-to-end)
+	$(BIN)/python -m pytest
+
+test-unit: install ## Unit tests only (no network)
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: install ## Integration tests (moto)
+	$(BIN)/python -m pytest tests/integration
+
+test-e2e: install ## End-to-end tests against the local runner
+	$(BIN)/python -m pytest tests/e2e
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check functions infra tests bench
+	$(BIN)/ruff format --check functions infra tests bench
+
+format: install ## Format the code
+	$(BIN)/ruff format functions infra tests bench
+	$(BIN)/ruff check --fix functions infra tests bench
+
+typecheck: install ## mypy (strict on functions/)
+	$(BIN)/mypy
+
+validate: install ## cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml
+
+$(SAM_VENV)/bin/sam:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==1.170.0
+
+build: validate $(SAM_VENV)/bin/sam ## sam build: deployable artifacts in .aws-sam/ (offline; needs python3.13 on PATH)
+	PATH="$$(pyenv root 2>/dev/null)/versions/3.13.0/bin:$$PATH" PYENV_VERSION=3.13.0 $(SAM_VENV)/bin/sam build --parallel --cached
+
+bench: install ## Benchmarks of DESIGN.md's budgets; writes bench-results.json
+	$(BIN)/python -m bench
+
+deploy: build ## sam deploy to AWS (uses samconfig.toml [default]; STAGE=dev)
+	$(SAM_VENV)/bin/sam deploy --parameter-overrides Stage=$(STAGE)
+
+deploy-localstack: build ## sam deploy to LocalStack (needs LocalStack with Docker; samconfig.toml [localstack])
+	$(SAM_VENV)/bin/sam deploy --config-env localstack
+
+clean: ## Remove build outputs and caches (keeps .venv)
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local bench-results.json

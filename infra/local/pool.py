@@ -1,0 +1,151 @@
+"""Reusable worker processes per function, like Lambda execution environments:
+initialised once and reused, killed at the function's timeout, replaced after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from typing import Any
+
+log = logging.getLogger("taskrunner.local")
+
+
+class InvocationError(Exception):
+    """The handler raised (``kind`` = "Unhandled"), timed out or its process died."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+
+
+class _Environment:
+    def __init__(self, proc: asyncio.subprocess.Process, init_ms: float) -> None:
+        self.proc = proc
+        self.init_ms = init_ms
+        self.invocations = 0
+
+
+class FunctionPool:
+    def __init__(self, name: str, handler: str, env: dict[str, str], *, timeout: float, memory: int, size: int, cwd: str) -> None:
+        self.name = name
+        self.handler = handler
+        self.env = env
+        self.timeout = timeout
+        self.memory = memory
+        self.size = size
+        self.cwd = cwd
+        self._idle: asyncio.Queue[_Environment] = asyncio.Queue()
+        self._count = 0
+        self._slots = asyncio.Semaphore(size)
+        self._ids = itertools.count()
+        self.stats = {"invocations": 0, "cold_starts": 0, "timeouts": 0, "crashes": 0, "errors": 0}
+
+    async def _spawn(self) -> _Environment:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "infra.local.child",
+            self.handler,
+            self.name,
+            str(self.memory),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=self.env,
+            cwd=self.cwd,
+            limit=64 * 1024 * 1024,
+        )
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
+        if not line:
+            raise InvocationError("InitError", f"{self.name} failed to start (see its stderr)")
+        ready = json.loads(line)
+        self.stats["cold_starts"] += 1
+        log.debug("%s: new environment pid %s, init %.0f ms", self.name, proc.pid, ready["init_ms"])
+        return _Environment(proc, ready["init_ms"])
+
+    async def prewarm(self, count: int = 1) -> None:
+        for _ in range(min(count, self.size)):
+            env = await self._spawn()
+            self._count += 1
+            self._idle.put_nowait(env)
+
+    async def _acquire(self) -> _Environment:
+        try:
+            return self._idle.get_nowait()
+        except asyncio.QueueEmpty:
+            pass
+        env = await self._spawn()
+        self._count += 1
+        return env
+
+    def _discard(self, env: _Environment) -> None:
+        self._count -= 1
+        if env.proc.returncode is None:
+            env.proc.kill()
+
+    async def invoke(self, event: dict[str, Any], *, timeout: float | None = None) -> Any:
+        limit = timeout or self.timeout
+        async with self._slots:
+            env = await self._acquire()
+            self.stats["invocations"] += 1
+            request_id = str(uuid.uuid4())
+            request = {
+                "id": next(self._ids),
+                "event": event,
+                "request_id": request_id,
+                "deadline_ms": time.time() * 1000 + limit * 1000,
+            }
+            assert env.proc.stdin is not None and env.proc.stdout is not None
+            try:
+                env.proc.stdin.write(json.dumps(request).encode() + b"\n")
+                await env.proc.stdin.drain()
+                line = await asyncio.wait_for(env.proc.stdout.readline(), timeout=limit)
+            except TimeoutError:
+                self.stats["timeouts"] += 1
+                self._discard(env)
+                log.warning("%s: invocation %s timed out after %.0f s; environment replaced", self.name, request_id, limit)
+                raise InvocationError("Timeout", f"Task timed out after {limit:.2f} seconds") from None
+            except (ConnectionError, BrokenPipeError):
+                line = b""
+            if not line:
+                self.stats["crashes"] += 1
+                self._discard(env)
+                log.warning("%s: environment crashed during invocation %s; replaced", self.name, request_id)
+                raise InvocationError("Runtime.ExitError", "the execution environment exited")
+            answer = json.loads(line)
+            env.invocations += 1
+            self._idle.put_nowait(env)
+            if not answer["ok"]:
+                self.stats["errors"] += 1
+                err = answer["error"]
+                raise InvocationError("Unhandled", f"{err['errorType']}: {err['errorMessage']}")
+            return answer["result"]
+
+    def pids(self) -> list[int]:
+        envs = list(self._idle._queue)  # type: ignore[attr-defined]
+        return [e.proc.pid for e in envs]
+
+    async def close(self) -> None:
+        while not self._idle.empty():
+            env = self._idle.get_nowait()
+            if env.proc.returncode is None:
+                env.proc.kill()
+                try:
+                    await asyncio.wait_for(env.proc.wait(), 5)
+                except TimeoutError:
+                    pass
+
+
+def child_env(base: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in base.items() if not k.startswith(("AWS_LAMBDA_", "_HANDLER"))}
+    env.update(extra)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = os.pathsep.join([os.path.join(root, "functions"), root])
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env

@@ -1,0 +1,59 @@
+"""Creates the template's DynamoDB tables and SQS queues on an endpoint (idempotently)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .template import Resolver, resources_of
+
+STACK = "taskrunner-local"
+
+
+def physical_name(logical_id: str, prefix: str = STACK) -> str:
+    return f"{prefix}-{logical_id}"
+
+
+def provision(template: dict[str, Any], resolver: Resolver, session: Any, endpoint_url: str | None, prefix: str = STACK) -> dict[str, dict[str, str]]:
+    """Returns logical id -> attributes (Ref, Arn, QueueName...) for every resource made."""
+    ddb = session.client("dynamodb", endpoint_url=endpoint_url)
+    sqs = session.client("sqs", endpoint_url=endpoint_url)
+    physical = resolver.physical
+    for logical, res in resources_of(template, "AWS::DynamoDB::Table").items():
+        props = res["Properties"]
+        name = physical_name(logical, prefix)
+        kwargs: dict[str, Any] = {
+            "TableName": name,
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        if props.get("GlobalSecondaryIndexes"):
+            kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        try:
+            desc = ddb.create_table(**kwargs)["TableDescription"]
+        except ddb.exceptions.ResourceInUseException:
+            desc = ddb.describe_table(TableName=name)["Table"]
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            try:
+                ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+            except Exception:  # noqa: BLE001 - TTL is best effort on emulators
+                pass
+        physical[logical] = {"Ref": name, "Arn": desc["TableArn"]}
+    # queues: dead-letter targets first, so RedrivePolicy can name their ARNs
+    queues = resources_of(template, "AWS::SQS::Queue")
+    ordered = sorted(queues, key=lambda q: "RedrivePolicy" in queues[q].get("Properties", {}))
+    for logical in ordered:
+        props = queues[logical].get("Properties", {})
+        name = physical_name(logical, prefix)
+        attrs: dict[str, str] = {}
+        for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds", "MaximumMessageSize"):
+            if key in props:
+                attrs[key] = str(props[key])
+        if "RedrivePolicy" in props:
+            attrs["RedrivePolicy"] = json.dumps(resolver.resolve(props["RedrivePolicy"]))
+        url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        physical[logical] = {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
+    return physical
