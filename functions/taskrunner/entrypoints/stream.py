@@ -6,6 +6,7 @@ first request, not at import.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -14,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..bootstrap import get_services
+from ..bootstrap import Services, get_services
 from .sse import parse_last_event_id, task_events
 
 
 async def follow(request: Request) -> Response:
-    services = get_services()
+    services = request.app.state.services_provider()
     settings = services.settings
     task_id = request.path_params["task_id"]
     owner = settings.default_owner
@@ -51,10 +52,16 @@ async def health(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-app = Starlette(
-    routes=[
-        Route("/api/tasks/{task_id}", follow, methods=["GET"]),
-        Route("/api/tasks/{task_id}/stream", follow, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
-    ]
-)
+def create_stream_app(services_provider: Callable[[], Services] = get_services) -> Starlette:
+    stream_app = Starlette(
+        routes=[
+            Route("/api/tasks/{task_id}", follow, methods=["GET"]),
+            Route("/api/tasks/{task_id}/stream", follow, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+        ]
+    )
+    stream_app.state.services_provider = services_provider
+    return stream_app
+
+
+app = create_stream_app()

@@ -1,0 +1,94 @@
+import base64
+import hashlib
+import hmac
+import http.server
+import threading
+
+import pytest
+
+from taskrunner.adapters.egress import EgressPolicy, GuardedHttpClient
+from taskrunner.adapters.webhook_sender import WebhookSender, sign, verify
+from taskrunner.domain.errors import EgressDeniedError
+
+DENY = EgressPolicy()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/x",
+        "http://localhost:8000/",
+        "http://10.1.2.3/",
+        "http://172.16.0.1/",
+        "http://192.168.1.1/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/",
+        "http://[fd00:ec2::254]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://0.0.0.0/",
+        "http://224.0.0.1/",
+        "ftp://example.com/",
+        "file:///etc/passwd",
+        "http://user:pw@example.com/",
+    ],
+)
+def test_inside_addresses_and_other_schemes_are_refused(url):
+    with pytest.raises(EgressDeniedError):
+        DENY.resolve_checked(url, resolver=lambda host, port: ["127.0.0.1"] if host == "localhost" else ["93.184.216.34"])
+
+
+def test_public_address_passes_and_rebinding_mixed_answer_is_refused():
+    assert DENY.resolve_checked("https://example.com/hook", resolver=lambda h, p: ["93.184.216.34"])[3] == "93.184.216.34"
+    with pytest.raises(EgressDeniedError):
+        DENY.resolve_checked("https://evil.example/", resolver=lambda h, p: ["93.184.216.34", "10.0.0.5"])
+
+
+def test_loopback_allowed_by_setting_and_allow_list():
+    assert EgressPolicy(allow_loopback=True).resolve_checked("http://127.0.0.1:9/x")[3] == "127.0.0.1"
+    assert EgressPolicy(allow_list=("10.0.0.0/8",)).resolve_checked("http://10.2.3.4/")[3] == "10.2.3.4"
+    with pytest.raises(EgressDeniedError):
+        EgressPolicy(allow_loopback=True).resolve_checked("http://169.254.169.254/")
+
+
+def test_redirect_to_inside_is_refused():
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = GuardedHttpClient(EgressPolicy(allow_loopback=True))
+        with pytest.raises(EgressDeniedError, match="metadata"):
+            client.request("GET", f"http://127.0.0.1:{server.server_address[1]}/start")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_signature_is_standard_webhooks_hmac():
+    secret = "whsec_" + base64.b64encode(b"0123456789abcdef").decode()
+    body = b'{"task_id":"t"}'
+    expected = base64.b64encode(hmac.new(b"0123456789abcdef", b"msg_1.1700000000." + body, hashlib.sha256).digest()).decode()
+    assert sign(secret, "msg_1", 1700000000, body) == "v1," + expected
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": "1700000000", "webhook-signature": "v1," + expected}
+    assert verify(secret, headers, body, now=1700000010)
+    assert not verify(secret, headers, body + b" ", now=1700000010)
+    assert not verify(secret, headers, body, now=1700009999)  # too old: replay refused
+    assert not verify("whsec_" + base64.b64encode(b"other").decode(), headers, body, now=1700000010)
+
+
+def test_sender_posts_signed_json():
+    from taskrunner.adapters.memory import RecordingHttpClient
+
+    http_client = RecordingHttpClient([204])
+    sender = WebhookSender(http_client, lambda: "plain-secret", clock=lambda: 1700000000)  # type: ignore[arg-type]
+    assert sender.send("https://example.com/h", b"{}", message_id="msg_t", timeout=5) == 204
+    sent = http_client.requests[0]
+    assert sent["method"] == "POST" and sent["headers"]["Content-Type"] == "application/json"
+    assert verify("plain-secret", sent["headers"], b"{}", now=1700000000)
