@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import dataclasses
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra.local.provision import provision
+from infra.local.template import Resolver, evaluate_conditions, load_template, parameter_defaults
+from taskrunner.bootstrap import build_services
+from taskrunner.config import Settings
+from taskrunner.domain.service import Policy
+
+SECRET = "whsec_aW50ZWdyYXRpb24tdGVzdC1zZWNyZXQ="
+
+
+@dataclasses.dataclass
+class Aws:
+    session: boto3.session.Session
+    physical: dict[str, dict[str, str]]
+
+    def ref(self, logical: str) -> str:
+        return self.physical[logical]["Ref"]
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        session = boto3.session.Session(region_name="us-east-1")
+        template = load_template()
+        resolver = Resolver(parameters=parameter_defaults(template), physical={})
+        resolver.conditions = evaluate_conditions(template, resolver)
+        provision(template, resolver, session, None, prefix="it")
+        yield Aws(session, resolver.physical)
+
+
+@pytest.fixture
+def settings(aws):
+    return Settings(
+        tasks_table_name=aws.ref("TasksTable"),
+        messages_table_name=aws.ref("MessagesTable"),
+        tasks_queue_url=aws.ref("TasksQueue"),
+        io_tasks_queue_url=aws.ref("IoTasksQueue"),
+        priority_tasks_queue_url=aws.ref("PriorityTasksQueue"),
+        callbacks_queue_url=aws.ref("CallbacksQueue"),
+        allow_loopback_egress=True,
+        callback_signing_secret=SECRET,
+        policy=Policy(progress_min_interval_seconds=0, retry_base_seconds=1, callback_base_seconds=1),
+    )
+
+
+@pytest.fixture
+def services(settings):
+    return build_services(settings)

@@ -1,0 +1,100 @@
+import dataclasses
+
+import pytest
+
+from taskrunner.adapters.dynamodb_tasks import DynamoDbTaskRepository
+from taskrunner.domain.errors import ConditionFailedError, InvalidCursorError, TaskAlreadyExistsError, TaskNotFoundError
+from taskrunner.domain.models import ACTIVE_STATUSES, CallbackState, Expect, Progress, TaskError, TaskRef, TaskStatus
+from tests.unit.factories import a_task
+
+CLAIM = Expect(frozenset({TaskStatus.PENDING, TaskStatus.RETRYING}), lease_expired_before="2026-11-19T10:00:00.000Z")
+
+
+@pytest.fixture
+def repo(aws):
+    return DynamoDbTaskRepository(aws.session.client("dynamodb"), aws.ref("TasksTable"))
+
+
+def make(i, **kw):
+    return a_task(task_id=f"t-{i:03d}", created_at=f"2026-11-19T09:00:{i:02d}.000Z", **kw)
+
+
+def test_round_trip_of_every_field(repo):
+    task = make(
+        1,
+        metadata={"k": "v"},
+        callback=CallbackState(url="https://example.com/h"),
+        error=TaskError("E", "m"),
+        progress=Progress(12.5, "x"),
+        priority=True,
+        due_at="2026-11-19T09:02:00.000Z",
+    )
+    repo.create(task)
+    assert repo.get("t-001") == task
+    with pytest.raises(TaskAlreadyExistsError):
+        repo.create(task)
+    assert repo.get("missing") is None
+
+
+def test_claim_increments_attempts_and_returns_item(repo):
+    repo.create(make(1))
+    claimed = repo.update(TaskRef("t-001", "default", "2026-11-19T09:00:01.000Z"), {"status": TaskStatus.RUNNING, "started_at": "2026-11-19T09:01:00.000Z", "lease_expires_at": "2026-11-19T09:02:00.000Z"}, CLAIM, increment_attempts=True)
+    assert claimed.status is TaskStatus.RUNNING and claimed.attempts == 1 and claimed.version == 2
+    with pytest.raises(ConditionFailedError) as exc:
+        repo.update(claimed.ref, {"status": TaskStatus.RUNNING}, Expect(frozenset({TaskStatus.PENDING})), increment_attempts=True)
+    assert exc.value.current.status is TaskStatus.RUNNING  # the stored item comes back with the failure
+    again = repo.update(claimed.ref, {"status": TaskStatus.RUNNING, "started_at": "2026-11-19T09:09:00.000Z"}, CLAIM, increment_attempts=True)
+    assert again.attempts == 2 and again.started_at == "2026-11-19T09:01:00.000Z"  # lease expired: reclaimed, first start kept
+    with pytest.raises(TaskNotFoundError):
+        repo.update(TaskRef("nope", "default", "x"), {"status": TaskStatus.RUNNING}, CLAIM)
+
+
+def test_terminal_write_needs_the_claims_attempt(repo):
+    repo.create(make(1, status=TaskStatus.RUNNING, attempts=2))
+    ref = repo.get("t-001").ref
+    with pytest.raises(ConditionFailedError):
+        repo.update(ref, {"status": TaskStatus.COMPLETED}, Expect(frozenset({TaskStatus.RUNNING}), attempts=1))
+    done = repo.update(ref, {"status": TaskStatus.COMPLETED, "result": {"big": "x" * 1000}, "due_at": None}, Expect(frozenset({TaskStatus.RUNNING}), attempts=2))
+    assert done.status is TaskStatus.COMPLETED and done.result == {"big": "x" * 1000}
+
+
+def test_list_newest_first_with_filters_and_cursor(repo):
+    for i in range(7):
+        repo.create(make(i, name="sum" if i % 2 else "sleep"))
+    repo.create(dataclasses.replace(make(50), owner="other"))
+    done = repo.get("t-003")
+    repo.update(done.ref, {"status": TaskStatus.COMPLETED}, Expect(frozenset(ACTIVE_STATUSES)))
+    page = repo.list("default", statuses=None, name=None, limit=3, cursor=None)
+    assert [t.task_id for t in page.items] == ["t-006", "t-005", "t-004"] and page.cursor
+    page2 = repo.list("default", statuses=None, name=None, limit=3, cursor=page.cursor)
+    assert [t.task_id for t in page2.items] == ["t-003", "t-002", "t-001"]
+    page3 = repo.list("default", statuses=None, name=None, limit=3, cursor=page2.cursor)
+    assert [t.task_id for t in page3.items] == ["t-000"] and page3.cursor is None
+    assert [t.task_id for t in repo.list("default", statuses=[TaskStatus.COMPLETED], name=None, limit=10, cursor=None).items] == ["t-003"]
+    active = repo.list("default", statuses=sorted(ACTIVE_STATUSES), name="sum", limit=2, cursor=None)
+    assert [t.task_id for t in active.items] == ["t-005", "t-001"]
+    assert [t.task_id for t in repo.list("other", statuses=None, name=None, limit=10, cursor=None).items] == ["t-050"]
+    with pytest.raises(InvalidCursorError):
+        repo.list("default", statuses=None, name=None, limit=3, cursor="not-a-cursor")
+    with pytest.raises(InvalidCursorError):  # another owner's cursor
+        repo.list("other", statuses=None, name=None, limit=3, cursor=page.cursor)
+
+
+def test_due_uses_the_sparse_index(repo):
+    repo.create(make(1, due_at="2026-11-19T09:05:00.000Z"))
+    repo.create(make(2, due_at="2026-11-19T09:15:00.000Z"))
+    assert [t.task_id for t in repo.due("2026-11-19T09:10:00.000Z", 10)] == ["t-001"]
+    t1 = repo.get("t-001")
+    repo.update(t1.ref, {"status": TaskStatus.CANCELLED, "due_at": None}, Expect(frozenset(ACTIVE_STATUSES)))
+    assert repo.due("2026-11-19T09:59:00.000Z", 10)[0].task_id == "t-002"
+    assert len(repo.due("2026-11-19T09:59:00.000Z", 10)) == 1
+
+
+def test_idempotency_key_is_written_atomically_with_the_task(repo):
+    repo.create(make(1, idempotency_key="abc"), idempotency_hash="h1")
+    assert repo.find_by_idempotency_key("default", "abc") == ("t-001", "h1")
+    assert repo.find_by_idempotency_key("other", "abc") is None
+    with pytest.raises(TaskAlreadyExistsError):
+        repo.create(make(2, idempotency_key="abc"), idempotency_hash="h2")
+    assert repo.get("t-002") is None  # the transaction wrote nothing
+    assert repo.get("idem#default#abc") is None  # key records are not tasks
