@@ -1,0 +1,93 @@
+"""Starts the local runner the way a user does (python -m infra.local) and waits for it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from infra.local.procs import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL_SECRET = json.loads((ROOT / "infra" / "sam" / "env.local.json").read_text())["Parameters"]["CALLBACK_SIGNING_SECRET"]
+
+
+@dataclasses.dataclass
+class RunningStack:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    ready_seconds: float
+    state: dict[str, Any]
+
+    def client(self, **kw: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kw)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def start_stack(tmp: Path, *, endpoint: str | None = None, extra_env: dict[str, str] | None = None, args: list[str] | None = None, prefix: str | None = None) -> RunningStack:
+    port = free_port()
+    state_file = tmp / f"runner-{port}.json"
+    log_path = tmp / f"runner-{port}.log"
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    if endpoint:
+        env["AWS_ENDPOINT_URL"] = endpoint
+    env.update(extra_env or {})
+    cmd = [sys.executable, "-m", "infra.local", "--port", str(port), "--moto-port", str(free_port()), "--state-file", str(state_file), *(args or [])]
+    if prefix:
+        cmd += ["--prefix", prefix]
+    started = time.monotonic()
+    with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    url = f"http://127.0.0.1:{port}"
+    deadline = started + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"runner exited with {proc.returncode}:\n{log_path.read_text()}")
+        if state_file.exists():
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    return RunningStack(url, proc, log_path, time.monotonic() - started, json.loads(state_file.read_text()))
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"runner not ready in 90 s:\n{log_path.read_text()}")
+
+
+def sse_events(client: httpx.Client, path: str, *, headers: dict[str, str] | None = None, timeout: float = 60) -> list[dict[str, Any]]:
+    """Read a task's event stream to its end; each event as {"id": int, "data": dict, "at": monotonic}."""
+    events: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    with client.stream("GET", path, headers=headers or {}, timeout=timeout) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("id:"):
+                current["id"] = int(line[3:].strip())
+            elif line.startswith("data:"):
+                current["data"] = json.loads(line[5:].strip())
+                current["at"] = time.monotonic()
+            elif line == "" and "data" in current:
+                events.append(current)
+                current = {}
+    return events
