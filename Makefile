@@ -8,7 +8,7 @@ PORT ?= 8000
 STAGE ?= dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration test-e2e lint format typecheck validate build bench deploy deploy-localstack clean
+.PHONY: help install run test keys test-unit test-integration test-e2e lint format typecheck validate build bench deploy deploy-localstack clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -17,6 +17,7 @@ $(BIN)/.installed: functions/requirements.txt requirements-dev.txt constraints.t
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r functions/requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $@
 
 install: $(BIN)/.installed ## Create .venv and install the pinned dependencies
@@ -56,6 +57,9 @@ $(SAM_VENV)/bin/sam:
 
 build: validate $(SAM_VENV)/bin/sam ## sam build: deployable artifacts in .aws-sam/ (offline; needs python3.13 on PATH)
 	PATH="$$(pyenv root 2>/dev/null)/versions/3.13.0/bin:$$PATH" PYENV_VERSION=3.13.0 $(SAM_VENV)/bin/sam build --parallel --cached
+
+keys: install ## Manage API keys: make keys ARGS="create --owner alice" (list, revoke ID, secret --owner X)
+	$(BIN)/python -m infra.keys $(ARGS)
 
 bench: install ## Benchmarks of DESIGN.md's budgets; writes bench-results.json
 	$(BIN)/python -m bench

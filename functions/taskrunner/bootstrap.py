@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .config import Settings, get_settings
+from .domain.auth import Authenticator, RateLimiter, StreamTokens, owner_signing_secret
 from .domain.service import CallbackService, Reconciler, TaskService, WorkerService
 from .tasks.registry import TaskRegistry, build_registry
 
@@ -23,10 +24,22 @@ class Services:
     repository: Any
     queue: Any
     messages: Any
+    authenticator: Authenticator | None = None
+    master_secret: Callable[[], bytes] = lambda: b"unset"
+    rate_limiter: RateLimiter | None = None
+    keys: Any = None
+
+    @functools.cached_property
+    def stream_tokens(self) -> StreamTokens:
+        return StreamTokens(self.master_secret(), ttl_seconds=self.settings.stream_token_ttl_seconds)
+
+    def signing_secret_for(self, owner: str) -> str:
+        return owner_signing_secret(self.master_secret(), owner)
 
 
 def build_services(settings: Settings, *, registry: TaskRegistry | None = None, clients: Any = None) -> Services:
     from .adapters.aws import AwsClients
+    from .adapters.dynamodb_keys import DynamoDbApiKeyStore
     from .adapters.dynamodb_messages import DynamoDbMessageStore
     from .adapters.dynamodb_tasks import DynamoDbTaskRepository
     from .adapters.egress import EgressPolicy, GuardedHttpClient
@@ -48,32 +61,43 @@ def build_services(settings: Settings, *, registry: TaskRegistry | None = None, 
     http = GuardedHttpClient(egress)
     catalog = registry or build_registry()
     policy = settings.policy
-    secret_provider = _secret_provider(settings, aws)
+    master = master_secret_provider(settings, aws)
+    keys = DynamoDbApiKeyStore(aws.dynamodb, settings.api_keys_table_name)
     return Services(
         settings=settings,
         tasks=TaskService(repository, queue, catalog, policy=policy, url_check=egress.check_url),
         worker=WorkerService(repository, queue, catalog, messages, http, policy=policy),
-        callbacks=CallbackService(repository, WebhookSender(http, secret_provider), policy=policy),
+        callbacks=CallbackService(repository, WebhookSender(http, lambda owner: owner_signing_secret(master(), owner)), policy=policy),
         reconciler=Reconciler(repository, queue, policy=policy),
         repository=repository,
         queue=queue,
         messages=messages,
+        authenticator=Authenticator(keys) if settings.auth_required else None,
+        master_secret=master,
+        rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst) if settings.rate_limit_per_second > 0 else None,
+        keys=keys,
     )
 
 
-def _secret_provider(settings: Settings, aws: Any) -> Callable[[], str]:
-    """The callback signing secret: from Secrets Manager when an ARN is configured (cached
-    for five minutes, so a rotation is picked up), else from configuration."""
-    if not settings.callback_secret_arn:
-        value = settings.callback_signing_secret
+def master_secret_provider(settings: Settings, aws: Any) -> Callable[[], bytes]:
+    """The service's master secret (signs stream tokens; per-owner callback secrets derive from
+    it): from Secrets Manager when an ARN is configured (cached for five minutes, so a
+    rotation is picked up), else from configuration."""
+    from .adapters.webhook_sender import secret_bytes
+
+    if not settings.signing_secret_arn:
+        if not settings.signing_secret:
+            raise RuntimeError("configure SIGNING_SECRET_ARN (AWS) or SIGNING_SECRET (local)")
+        value = secret_bytes(settings.signing_secret)
         return lambda: value
     cache: dict[str, Any] = {"value": None, "at": 0.0}
 
-    def provider() -> str:
+    def provider() -> bytes:
         if cache["value"] is None or time.monotonic() - cache["at"] > 300:
-            answer = aws.client("secretsmanager").get_secret_value(SecretId=settings.callback_secret_arn)
-            cache["value"], cache["at"] = answer["SecretString"], time.monotonic()
-        return str(cache["value"])
+            answer = aws.client("secretsmanager").get_secret_value(SecretId=settings.signing_secret_arn)
+            cache["value"], cache["at"] = secret_bytes(answer["SecretString"]), time.monotonic()
+        found: bytes = cache["value"]
+        return found
 
     return provider
 

@@ -32,6 +32,9 @@ from .template import ROOT, Resolver, evaluate_conditions, functions, load_templ
 log = logging.getLogger("taskrunner.local")
 LOCAL_ENV_FILE = ROOT / "infra" / "sam" / "env.local.json"
 DEV_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# A well-known key for this laptop's stack only (the README's curl examples use it);
+# deployments have no such key: create them with `python -m infra.keys`.
+DEV_API_KEY = "tr_dev00000_local-development-key"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -113,6 +116,15 @@ class Stack:
         self.summary.append(("tables", ", ".join(f"{t} ({resolver.physical[t]['Ref']})" for t in tables)))
         self.summary.append(("queues", ", ".join(queues)))
 
+        api_key = os.environ.get("LOCAL_DEV_API_KEY", DEV_API_KEY)
+        if "ApiKeysTable" in resolver.physical:
+            from taskrunner.adapters.dynamodb_keys import DynamoDbApiKeyStore
+
+            from ..keys import create_key
+
+            store = DynamoDbApiKeyStore(session.client("dynamodb", endpoint_url=endpoint), resolver.physical["ApiKeysTable"]["Ref"])
+            await asyncio.to_thread(create_key, store, "dev", "local development key", api_key)
+            self.summary.append(("API key", f"{api_key}  (owner 'dev'; send as X-Api-Key)"))
         local_env = load_local_env()
         extra = dict(kv.split("=", 1) for kv in args.set)
         specs = functions(template)
@@ -203,6 +215,8 @@ class Stack:
             "stream": stream_base,
             "pid": os.getpid(),
             "physical": resolver.physical,
+            "api_key": api_key,
+            "signing_secret": envs.get("ApiFunction", {}).get("SIGNING_SECRET", ""),
         }
         return Front(api_pool, stream_base)
 

@@ -50,7 +50,7 @@ def test_seed_000_walkthrough(stack):
 
 def test_fifty_concurrent_submissions_all_end(stack):
     def submit(i):
-        with httpx.Client(base_url=stack.url, timeout=30) as c:
+        with stack.client() as c:
             r = c.post("/api/tasks", json={"name": "sum" if i % 2 else "prime", "parameters": {"numbers": [i, 1]} if i % 2 else {"n": i + 1}})
             assert r.status_code == 202, r.text
             return r.json()["task_id"]

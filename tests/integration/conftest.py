@@ -15,6 +15,13 @@ from taskrunner.domain.service import Policy
 SECRET = "whsec_aW50ZWdyYXRpb24tdGVzdC1zZWNyZXQ="
 
 
+def owner_secret(owner: str = "default") -> str:
+    from taskrunner.adapters.webhook_sender import secret_bytes
+    from taskrunner.domain.auth import owner_signing_secret
+
+    return owner_signing_secret(secret_bytes(SECRET), owner)
+
+
 @dataclasses.dataclass
 class Aws:
     session: boto3.session.Session
@@ -47,8 +54,10 @@ def settings(aws):
         io_tasks_queue_url=aws.ref("IoTasksQueue"),
         priority_tasks_queue_url=aws.ref("PriorityTasksQueue"),
         callbacks_queue_url=aws.ref("CallbacksQueue"),
+        api_keys_table_name=aws.ref("ApiKeysTable"),
         allow_loopback_egress=True,
-        callback_signing_secret=SECRET,
+        signing_secret=SECRET,
+        auth_required=False,
         policy=Policy(progress_min_interval_seconds=0, retry_base_seconds=1, callback_base_seconds=1),
     )
 

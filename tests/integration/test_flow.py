@@ -10,7 +10,7 @@ from infra.local.front import http_api_event
 from taskrunner.adapters.webhook_sender import verify
 from taskrunner.entrypoints import notifier, worker
 from taskrunner.entrypoints.api import create_app
-from tests.integration.conftest import SECRET
+from tests.integration.conftest import owner_secret
 from tests.support.receiver import CallbackReceiver
 from tests.unit.test_handlers import Context
 
@@ -52,7 +52,7 @@ def test_submit_run_and_callback(aws, services):
         assert notifier.process_batch(callbacks, Context(), services) == {"batchItemFailures": []}
         delivered = receiver.wait_for(1)
         body = delivered[0]["body"]
-        assert verify(SECRET, delivered[0]["headers"], body)
+        assert verify(owner_secret("default"), delivered[0]["headers"], body)
         payload = json.loads(body)
         assert payload["task_id"] == task_id and payload["status"] == "COMPLETED" and payload["result"]["prime"] == 541
         state = call(api, "GET", f"/api/tasks/{task_id}/state")[1]

@@ -17,7 +17,18 @@ import httpx
 from infra.local.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCAL_SECRET = json.loads((ROOT / "infra" / "sam" / "env.local.json").read_text())["Parameters"]["CALLBACK_SIGNING_SECRET"]
+LOCAL_MASTER_SECRET = json.loads((ROOT / "infra" / "sam" / "env.local.json").read_text())["Parameters"]["SIGNING_SECRET"]
+
+
+def owner_secret(owner: str = "dev") -> str:
+    """The callback signing secret of an owner on the local stack."""
+    from taskrunner.adapters.webhook_sender import secret_bytes
+    from taskrunner.domain.auth import owner_signing_secret
+
+    return owner_signing_secret(secret_bytes(LOCAL_MASTER_SECRET), owner)
+
+
+LOCAL_SECRET = owner_secret("dev")
 
 
 @dataclasses.dataclass
@@ -28,8 +39,18 @@ class RunningStack:
     ready_seconds: float
     state: dict[str, Any]
 
-    def client(self, **kw: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, **kw)
+    @property
+    def api_key(self) -> str:
+        return str(self.state["api_key"])
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-Api-Key": self.api_key}
+
+    def client(self, *, api_key: str | None = None, **kw: Any) -> httpx.Client:
+        """An HTTP client of the local stack, sending the development API key (or ``api_key``)."""
+        headers = {"X-Api-Key": api_key or self.api_key, **kw.pop("headers", {})}
+        return httpx.Client(base_url=self.url, timeout=30, headers=headers, **kw)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -87,8 +87,9 @@ def test_sender_posts_signed_json():
     from taskrunner.adapters.memory import RecordingHttpClient
 
     http_client = RecordingHttpClient([204])
-    sender = WebhookSender(http_client, lambda: "plain-secret", clock=lambda: 1700000000)  # type: ignore[arg-type]
-    assert sender.send("https://example.com/h", b"{}", message_id="msg_t", timeout=5) == 204
+    sender = WebhookSender(http_client, lambda owner: f"secret-of-{owner}", clock=lambda: 1700000000)
+    assert sender.send("https://example.com/h", b"{}", message_id="msg_t", timeout=5, owner="alice") == 204
     sent = http_client.requests[0]
     assert sent["method"] == "POST" and sent["headers"]["Content-Type"] == "application/json"
-    assert verify("plain-secret", sent["headers"], b"{}", now=1700000000)
+    assert verify("secret-of-alice", sent["headers"], b"{}", now=1700000000)
+    assert not verify("secret-of-bob", sent["headers"], b"{}", now=1700000000)

@@ -151,5 +151,26 @@ class RecordingHttpClient:
         status = self.statuses.pop(0) if self.statuses else 200
         return FakeResponse(status, {"content-type": "application/json"}, b'{"ok": true}')
 
-    def send(self, url: str, payload: bytes, *, message_id: str, timeout: float) -> int:
-        return self.request("POST", url, headers={"webhook-id": message_id}, body=payload, timeout=timeout).status
+    def send(self, url: str, payload: bytes, *, message_id: str, timeout: float, owner: str = "") -> int:
+        return self.request("POST", url, headers={"webhook-id": message_id, "owner": owner}, body=payload, timeout=timeout).status
+
+
+class InMemoryApiKeyStore:
+    def __init__(self) -> None:
+        self.records: dict[str, Any] = {}
+
+    def get(self, key_hash: str) -> Any:
+        return self.records.get(key_hash)
+
+    def put(self, record: Any) -> None:
+        self.records[record.key_hash] = record
+
+    def all(self) -> list[Any]:
+        return sorted(self.records.values(), key=lambda r: r.created_at)
+
+    def revoke(self, key_id: str, when: str) -> Any:
+        for digest, record in self.records.items():
+            if record.key_id == key_id:
+                self.records[digest] = dataclasses.replace(record, revoked_at=when)
+                return self.records[digest]
+        return None

@@ -12,8 +12,8 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable
+from typing import Any
 
-from .egress import GuardedHttpClient
 
 
 def secret_bytes(secret: str) -> bytes:
@@ -44,18 +44,20 @@ def verify(secret: str, headers: dict[str, str], body: bytes, *, tolerance: int 
 
 
 class WebhookSender:
-    def __init__(self, http: GuardedHttpClient, secret_provider: Callable[[], str], *, clock: Callable[[], float] = time.time) -> None:
+    """Signs with the owner's secret: ``secret_for`` maps an owner to its ``whsec_`` secret."""
+
+    def __init__(self, http: Any, secret_for: Callable[[str], str], *, clock: Callable[[], float] = time.time) -> None:
         self._http = http
-        self._secret = secret_provider
+        self._secret_for = secret_for
         self._clock = clock
 
-    def send(self, url: str, payload: bytes, *, message_id: str, timeout: float) -> int:
+    def send(self, url: str, payload: bytes, *, message_id: str, timeout: float, owner: str = "") -> int:
         timestamp = int(self._clock())
         headers = {
             "Content-Type": "application/json",
             "webhook-id": message_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(self._secret(), message_id, timestamp, payload),
+            "webhook-signature": sign(self._secret_for(owner), message_id, timestamp, payload),
         }
         response = self._http.request("POST", url, headers=headers, body=payload, timeout=timeout)
         return response.status

@@ -99,3 +99,11 @@ class TaskCancelledError(TaskRunnerError):
 
 class InvalidCursorError(TaskRunnerError):
     pass
+
+
+class ThrottledError(TaskRunnerError):
+    """Too many requests for this owner (HTTP 429)."""
+
+
+class PayloadTooLargeError(TaskRunnerError):
+    """A part of the request is over its size limit (HTTP 413)."""

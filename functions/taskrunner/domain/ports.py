@@ -89,8 +89,8 @@ class HttpClient(Protocol):
 
 
 class CallbackSender(Protocol):
-    def send(self, url: str, payload: bytes, *, message_id: str, timeout: float) -> int:
-        """POST a signed callback; return the receiver's status code (raise on no answer)."""
+    def send(self, url: str, payload: bytes, *, message_id: str, timeout: float, owner: str = "") -> int:
+        """POST a callback signed with ``owner``'s secret; return the receiver's status code."""
 
 
 class TaskContext(Protocol):

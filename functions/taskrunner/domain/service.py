@@ -593,7 +593,9 @@ class CallbackService:
         error: str | None = None
         code: int | None = None
         try:
-            code = self._sender.send(cb.url, payload, message_id=f"msg_{task.task_id}", timeout=p.callback_timeout_seconds)
+            code = self._sender.send(
+                cb.url, payload, message_id=f"msg_{task.task_id}", timeout=p.callback_timeout_seconds, owner=task.owner
+            )
         except TaskRunnerError as exc:
             error = str(exc)
         except OSError as exc:

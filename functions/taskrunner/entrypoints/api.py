@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..bootstrap import Services, get_services
 from ..domain import errors
+from ..domain.auth import AuthenticationError
 
 
 def _detail(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -21,6 +22,18 @@ def _detail(status: int, detail: Any, headers: dict[str, str] | None = None) -> 
 
 def install_error_handlers(app: FastAPI) -> None:
     """Domain errors -> HTTP codes, in one place."""
+
+    @app.exception_handler(AuthenticationError)
+    async def _unauthenticated(_: Request, exc: AuthenticationError) -> JSONResponse:
+        return _detail(401, str(exc), {"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(errors.ThrottledError)
+    async def _throttled(_: Request, exc: errors.ThrottledError) -> JSONResponse:
+        return _detail(429, str(exc), {"Retry-After": "1"})
+
+    @app.exception_handler(errors.PayloadTooLargeError)
+    async def _too_large(_: Request, exc: errors.PayloadTooLargeError) -> JSONResponse:
+        return _detail(413, str(exc))
 
     @app.exception_handler(errors.TaskNotFoundError)
     async def _not_found(_: Request, exc: errors.TaskNotFoundError) -> JSONResponse:

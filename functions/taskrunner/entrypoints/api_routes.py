@@ -23,21 +23,44 @@ def services(request: Request) -> Services:
     return found
 
 
+def presented_key(request: Request) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
 def current_owner(request: Request, svc: Annotated[Services, Depends(services)]) -> str:
-    return svc.settings.default_owner
+    """The caller's owner id, from its API key; every /api route depends on it."""
+    from ..domain.errors import ThrottledError
+
+    if svc.authenticator is None:
+        owner = svc.settings.default_owner
+    else:
+        owner = svc.authenticator.owner_for(presented_key(request))
+    if svc.rate_limiter is not None and not svc.rate_limiter.allow(owner):
+        raise ThrottledError(f"too many requests for {owner}; slow down")
+    request.state.owner = owner
+    return owner
 
 
 ServicesDep = Annotated[Services, Depends(services)]
 OwnerDep = Annotated[str, Depends(current_owner)]
 
 
-def _links(task_id: str) -> dict[str, str]:
-    base = f"/api/tasks/{task_id}"
-    return {"self": base, "state": f"{base}/state", "stream": base, "cancel": f"{base}/cancel"}
+def _links(svc: Services, task: Task) -> dict[str, str]:
+    base = f"/api/tasks/{task.task_id}"
+    token = svc.stream_tokens.issue(task.task_id, task.owner)
+    stream = f"{svc.settings.stream_url}{base}" if svc.settings.stream_url else base
+    return {"self": base, "state": f"{base}/state", "stream": f"{stream}?token={token}", "cancel": f"{base}/cancel"}
 
 
-def _public(task: Task) -> dict[str, Any]:
-    return task.to_public()
+def _public(task: Task, svc: Services | None = None) -> dict[str, Any]:
+    public = task.to_public()
+    if svc is not None:
+        public["links"] = _links(svc, task)
+    return public
 
 
 @router.post(
@@ -55,6 +78,12 @@ def submit_task(
     owner: OwnerDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> dict[str, Any]:
+    import json
+
+    from ..domain.errors import PayloadTooLargeError
+
+    if len(json.dumps(body.parameters, default=str)) > svc.settings.max_parameters_bytes:
+        raise PayloadTooLargeError(f"parameters are larger than {svc.settings.max_parameters_bytes} bytes as JSON")
     request = SubmitRequest(
         name=body.name,
         parameters=body.parameters,
@@ -75,7 +104,7 @@ def submit_task(
         "status": task.status.value,
         "name": task.name,
         "created_at": task.created_at,
-        "links": _links(task.task_id),
+        "links": _links(svc, task),
         "message": "Task accepted" if result.created else "Task already accepted with this Idempotency-Key",
     }
 
@@ -119,11 +148,11 @@ async def follow_task(
     task = await anyio.to_thread.run_sync(svc.tasks.get, owner, task_id)
     accept = request.headers.get("accept", "")
     if "application/json" in accept and "text/event-stream" not in accept:
-        return JSONResponse(_public(task))
+        return JSONResponse(_public(task, svc))
     settings = svc.settings
     if settings.stream_url:
-        query = f"?{request.url.query}" if request.url.query else ""
-        return RedirectResponse(f"{settings.stream_url}/api/tasks/{task_id}{query}", status_code=307)
+        # On AWS the Function URL streams; the caller proved who it is here, so it gets a token.
+        return RedirectResponse(_links(svc, task)["stream"], status_code=307)
 
     async def load() -> Task | None:
         return await anyio.to_thread.run_sync(svc.repository.get, task_id)
@@ -147,7 +176,7 @@ async def follow_task(
     responses={404: {"description": "Unknown task"}},
 )
 def task_state(task_id: str, svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
-    return _public(svc.tasks.get(owner, task_id))
+    return _public(svc.tasks.get(owner, task_id), svc)
 
 
 @router.post(
@@ -158,11 +187,11 @@ def task_state(task_id: str, svc: ServicesDep, owner: OwnerDep) -> dict[str, Any
     responses={404: {"description": "Unknown task"}, 409: {"description": "The task already ended"}},
 )
 def cancel_task(task_id: str, svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
-    return _public(svc.tasks.cancel(owner, task_id))
+    return _public(svc.tasks.cancel(owner, task_id), svc)
 
 
 @router.get("/api/task-types", response_model=schemas.TaskTypeList, tags=["tasks"], summary="Registered task types")
-def task_types(svc: ServicesDep) -> dict[str, Any]:
+def task_types(svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
     return {
         "task_types": [
             {
@@ -186,6 +215,16 @@ def list_messages(
 ) -> dict[str, Any]:
     messages, next_cursor = svc.messages.list(owner, limit=limit, cursor=cursor)
     return {"messages": [m.to_public() for m in messages], "total": len(messages), "next_cursor": next_cursor}
+
+
+@router.get(
+    "/api/callback-secret",
+    response_model=schemas.CallbackSecret,
+    tags=["callbacks"],
+    summary="The secret that signs your callbacks (Standard Webhooks)",
+)
+def callback_secret(svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
+    return {"owner": owner, "signing_secret": svc.signing_secret_for(owner), "scheme": "Standard Webhooks (v1, HMAC-SHA256)"}
 
 
 @router.get("/health", response_model=schemas.Health, tags=["health"], responses={503: {"model": schemas.Health}})

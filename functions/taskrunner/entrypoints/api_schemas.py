@@ -112,6 +112,13 @@ class TaskPublic(BaseModel):
     completed_at: str | None = None
     callback: CallbackBody | None = None
     version: int
+    links: TaskLinks | None = None
+
+
+class CallbackSecret(BaseModel):
+    owner: str
+    signing_secret: str
+    scheme: str
 
 
 class TaskPage(BaseModel):

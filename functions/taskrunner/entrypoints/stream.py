@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..bootstrap import Services, get_services
+from ..domain.auth import AuthenticationError
 from .sse import parse_last_event_id, task_events
 
 
@@ -23,9 +24,12 @@ async def follow(request: Request) -> Response:
     services = request.app.state.services_provider()
     settings = services.settings
     task_id = request.path_params["task_id"]
-    owner = settings.default_owner
     if len(task_id) > 100:
         return JSONResponse({"detail": f"task {task_id[:100]} not found"}, status_code=404)
+    try:
+        owner = await anyio.to_thread.run_sync(stream_owner, request, services, task_id)
+    except AuthenticationError as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
     task = await anyio.to_thread.run_sync(services.repository.get, task_id)
     if task is None or task.owner != owner:
         return JSONResponse({"detail": f"task {task_id} not found"}, status_code=404)
@@ -46,6 +50,22 @@ async def follow(request: Request) -> Response:
         max_seconds=settings.stream_max_seconds,
     )
     return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def stream_owner(request: Request, services: Services, task_id: str) -> str:
+    """A stream token bound to this task (query ``token``), or an API key, names the owner."""
+    token = request.query_params.get("token")
+    if token:
+        return services.stream_tokens.verify(token, task_id)
+    if services.authenticator is None:
+        return services.settings.default_owner
+    key = request.headers.get("x-api-key")
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if not key and scheme.lower() == "bearer":
+        key = value.strip()
+        if "." in key and not key.startswith("tr_"):
+            return services.stream_tokens.verify(key, task_id)
+    return services.authenticator.owner_for(key)
 
 
 async def health(_: Request) -> Response:

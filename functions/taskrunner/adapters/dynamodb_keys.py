@@ -1,0 +1,70 @@
+"""ApiKeyStore on DynamoDB: one item per key, keyed by the key's SHA-256 (never the key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..domain.auth import ApiKeyRecord
+from .aws import unavailable
+
+
+def _record(item: dict[str, Any]) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        key_id=item["key_id"]["S"],
+        key_hash=item["key_hash"]["S"],
+        owner=item["owner"]["S"],
+        name=item.get("name", {"S": ""})["S"],
+        created_at=item["created_at"]["S"],
+        revoked_at=item["revoked_at"]["S"] if "revoked_at" in item else None,
+    )
+
+
+class DynamoDbApiKeyStore:
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._db = client
+        self._table = table_name
+
+    def get(self, key_hash: str) -> ApiKeyRecord | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            item = self._db.get_item(TableName=self._table, Key={"key_hash": {"S": key_hash}}).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise unavailable("DynamoDB", exc) from exc
+        return _record(item) if item else None
+
+    def put(self, record: ApiKeyRecord) -> None:
+        self._db.put_item(
+            TableName=self._table,
+            Item={
+                "key_hash": {"S": record.key_hash},
+                "key_id": {"S": record.key_id},
+                "owner": {"S": record.owner},
+                "name": {"S": record.name},
+                "created_at": {"S": record.created_at},
+            },
+            ConditionExpression="attribute_not_exists(key_hash)",
+        )
+
+    def all(self) -> list[ApiKeyRecord]:
+        # An administrator's listing of a small table: the one place a Scan is fine.
+        records: list[ApiKeyRecord] = []
+        kwargs: dict[str, Any] = {"TableName": self._table}
+        while True:
+            answer = self._db.scan(**kwargs)
+            records += [_record(i) for i in answer.get("Items", [])]
+            if "LastEvaluatedKey" not in answer:
+                return sorted(records, key=lambda r: r.created_at)
+            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def revoke(self, key_id: str, when: str) -> ApiKeyRecord | None:
+        for record in self.all():
+            if record.key_id == key_id:
+                self._db.update_item(
+                    TableName=self._table,
+                    Key={"key_hash": {"S": record.key_hash}},
+                    UpdateExpression="SET revoked_at = :w",
+                    ExpressionAttributeValues={":w": {"S": when}},
+                )
+                return ApiKeyRecord(record.key_id, record.key_hash, record.owner, record.name, record.created_at, when)
+        return None
