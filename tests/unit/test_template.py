@@ -1,0 +1,98 @@
+"""template.yaml is the truth: the runner's provisioning reads it, and these checks keep
+it deployable and least-privileged."""
+
+import pytest
+
+from infra.local.template import functions, load_template, resources_of
+
+TEMPLATE = load_template()
+RESOURCES = TEMPLATE["Resources"]
+# the only actions each function may be granted, and on what
+ALLOWED_ACTIONS = {
+    "ApiFunction": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DescribeTable", "dynamodb:Query", "sqs:SendMessage", "sqs:GetQueueAttributes", "secretsmanager:GetSecretValue"},
+    "WorkerFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "sqs:SendMessage", "sqs:ChangeMessageVisibility"},
+    "NotifierFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "sqs:ChangeMessageVisibility", "secretsmanager:GetSecretValue"},
+    "DeadLetterFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "sqs:SendMessage"},
+    "ReconcilerFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "sqs:SendMessage"},
+    "StreamFunction": {"dynamodb:GetItem", "secretsmanager:GetSecretValue"},
+}
+
+
+def statements(fn):
+    for policy in RESOURCES[fn]["Properties"].get("Policies", []):
+        assert isinstance(policy, dict) and set(policy) == {"Statement"}, f"{fn}: only inline statements, no managed or *FullAccess policies"
+        yield from policy["Statement"]
+
+
+def referenced(resource):
+    items = resource if isinstance(resource, list) else [resource]
+    for item in items:
+        assert isinstance(item, dict), f"literal resource {item!r}: use a reference to one resource"
+        (kind, value), = item.items()
+        if kind == "Ref":
+            yield value
+        elif kind == "Fn::GetAtt":
+            yield value[0]
+        elif kind == "Fn::Sub":
+            assert "*" not in value, f"wildcard in {value}"
+            yield value.split("${", 1)[1].split(".", 1)[0]
+        else:
+            raise AssertionError(f"unexpected resource form {item}")
+
+
+@pytest.mark.parametrize("fn", sorted(ALLOWED_ACTIONS))
+def test_policies_are_scoped_and_least_privilege(fn):
+    granted = set()
+    for st in statements(fn):
+        assert st["Effect"] == "Allow"
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        assert all("*" not in a for a in actions), f"{fn}: wildcard action"
+        granted |= set(actions)
+        for logical in referenced(st["Resource"]):
+            assert logical in RESOURCES, f"{fn}: {logical} is not a resource of this template"
+    assert granted <= ALLOWED_ACTIONS[fn], f"{fn} has extra actions: {granted - ALLOWED_ACTIONS[fn]}"
+
+
+def test_every_function_is_arm64_python313_and_traced():
+    g = TEMPLATE["Globals"]["Function"]
+    assert g["Runtime"] == "python3.13" and g["Architectures"] == ["arm64"] and g["Tracing"] == "Active"
+    assert set(functions(TEMPLATE)) == set(ALLOWED_ACTIONS)
+
+
+def test_queue_visibility_is_six_times_the_consumer_timeout():
+    specs = functions(TEMPLATE)
+    for fn in specs.values():
+        for props in fn.events_of("SQS").values():
+            queue = props["Queue"]["Fn::GetAtt"][0]
+            visibility = RESOURCES[queue]["Properties"].get("VisibilityTimeout", 30)
+            assert visibility >= 6 * fn.timeout or queue.endswith("DLQ"), f"{queue}: {visibility} < 6 x {fn.timeout}"
+            assert props.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
+
+
+def test_work_queues_have_dead_letter_queues():
+    for logical, res in resources_of(TEMPLATE, "AWS::SQS::Queue").items():
+        if not logical.endswith("DLQ"):
+            assert "RedrivePolicy" in res["Properties"], logical
+
+
+def test_stream_function_url_streams():
+    props = RESOURCES["StreamFunction"]["Properties"]
+    assert props["FunctionUrlConfig"]["InvokeMode"] == "RESPONSE_STREAM"
+    assert props["Environment"]["Variables"]["AWS_LWA_INVOKE_MODE"] == "response_stream"
+
+
+def test_tables_have_ttl_pitr_and_on_demand():
+    for logical, res in resources_of(TEMPLATE, "AWS::DynamoDB::Table").items():
+        props = res["Properties"]
+        assert props["BillingMode"] == "PAY_PER_REQUEST", logical
+        assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], logical
+    assert RESOURCES["TasksTable"]["Properties"]["TimeToLiveSpecification"]["Enabled"]
+
+
+def test_cfn_lint_is_clean():
+    from cfnlint.api import lint_file
+
+    from infra.local.template import TEMPLATE as PATH
+
+    problems = lint_file(PATH)
+    assert problems == [], "\n".join(str(p) for p in problems)
