@@ -61,14 +61,17 @@ def build_services(settings: Settings, *, registry: TaskRegistry | None = None, 
     http = GuardedHttpClient(egress)
     catalog = registry or build_registry()
     policy = settings.policy
+    telemetry = _telemetry(settings)
     master = master_secret_provider(settings, aws)
     keys = DynamoDbApiKeyStore(aws.dynamodb, settings.api_keys_table_name)
     return Services(
         settings=settings,
-        tasks=TaskService(repository, queue, catalog, policy=policy, url_check=egress.check_url),
-        worker=WorkerService(repository, queue, catalog, messages, http, policy=policy),
-        callbacks=CallbackService(repository, WebhookSender(http, lambda owner: owner_signing_secret(master(), owner)), policy=policy),
-        reconciler=Reconciler(repository, queue, policy=policy),
+        tasks=TaskService(repository, queue, catalog, policy=policy, url_check=egress.check_url, telemetry=telemetry),
+        worker=WorkerService(repository, queue, catalog, messages, http, policy=policy, telemetry=telemetry),
+        callbacks=CallbackService(
+            repository, WebhookSender(http, lambda owner: owner_signing_secret(master(), owner)), policy=policy, telemetry=telemetry
+        ),
+        reconciler=Reconciler(repository, queue, policy=policy, telemetry=telemetry),
         repository=repository,
         queue=queue,
         messages=messages,
@@ -77,6 +80,13 @@ def build_services(settings: Settings, *, registry: TaskRegistry | None = None, 
         rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst) if settings.rate_limit_per_second > 0 else None,
         keys=keys,
     )
+
+
+def _telemetry(settings: Settings) -> Any:
+    from .adapters.powertools_telemetry import PowertoolsTelemetry
+    from .observability import logger, metrics_enabled
+
+    return PowertoolsTelemetry(logger(), settings.metrics_namespace, metrics_enabled=metrics_enabled())
 
 
 def master_secret_provider(settings: Settings, aws: Any) -> Callable[[], bytes]:

@@ -36,6 +36,7 @@ class Settings:
     rate_limit_per_second: float = 0.0
     rate_limit_burst: float = 50.0
     max_parameters_bytes: int = 32 * 1024
+    metrics_namespace: str = "taskrunner"
     max_body_bytes: int = 256 * 1024
     max_page_size: int = 100
     stream_poll_seconds: float = 0.25
@@ -86,6 +87,7 @@ class Settings:
             rate_limit_per_second=float(get("RATE_LIMIT_PER_SECOND", "0")),
             rate_limit_burst=float(get("RATE_LIMIT_BURST", "50")),
             max_parameters_bytes=int(get("MAX_PARAMETERS_BYTES", str(32 * 1024))),
+            metrics_namespace=get("POWERTOOLS_METRICS_NAMESPACE", "taskrunner"),
             max_body_bytes=int(get("MAX_BODY_BYTES", str(256 * 1024))),
             max_page_size=int(get("MAX_PAGE_SIZE", "100")),
             stream_poll_seconds=float(get("STREAM_POLL_SECONDS", "0.25")),

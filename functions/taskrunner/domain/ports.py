@@ -129,6 +129,23 @@ class TaskType(Protocol):
     def parameters_schema(self) -> dict[str, Any]: ...
 
 
+class Telemetry(Protocol):
+    """Structured logs and metrics of what happens to tasks (Powertools on AWS)."""
+
+    def task_event(self, event: str, task: Task, **fields: Any) -> None:
+        """Log one step of a task's life (with its id, type and status)."""
+
+    def metric(self, name: str, value: float, *, unit: str = "Count", task_type: str | None = None) -> None: ...
+
+
+class NullTelemetry:
+    def task_event(self, event: str, task: Task, **fields: Any) -> None:
+        return None
+
+    def metric(self, name: str, value: float, *, unit: str = "Count", task_type: str | None = None) -> None:
+        return None
+
+
 class TaskCatalog(Protocol):
     def get(self, name: str) -> TaskType:
         """Raise UnknownTaskTypeError for a name that is not registered."""

@@ -52,9 +52,11 @@ from .ports import (
     Clock,
     HttpClient,
     MessageStore,
+    NullTelemetry,
     TaskCatalog,
     TaskQueue,
     TaskRepository,
+    Telemetry,
 )
 
 logger = logging.getLogger(__name__)
@@ -132,6 +134,7 @@ class TaskService:
         clock: Clock | None = None,
         id_factory: Callable[[], str] = lambda: str(uuid.uuid4()),
         url_check: Callable[[str], None] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._repo = repository
         self._queue = queue
@@ -140,6 +143,7 @@ class TaskService:
         self._clock = clock or SystemClock()
         self._new_id = id_factory
         self._url_check = url_check
+        self._telemetry = telemetry or NullTelemetry()
 
     @property
     def catalog(self) -> TaskCatalog:
@@ -168,9 +172,11 @@ class TaskService:
             return self._replay(owner, idempotency_key, digest or "", earlier)
         try:
             self._queue.enqueue(task, delay_seconds=request.delay_seconds)
-        except DependencyUnavailableError:
+        except DependencyUnavailableError as exc:
             # The task is stored PENDING; the reconciler sends its message once it is due.
-            logger.warning("enqueue failed; task left for the reconciler", extra={"task_id": task.task_id})
+            self._telemetry.task_event("enqueue_failed_left_for_reconciler", task, error=str(exc))
+        self._telemetry.task_event("submitted", task, queue=task.queue, priority=task.priority)
+        self._telemetry.metric("TasksSubmitted", 1, task_type=task.name)
         return SubmitResult(task=task, created=True)
 
     def _replay(self, owner: str, key: str, digest: str, earlier: tuple[str, str]) -> SubmitResult:
@@ -237,19 +243,24 @@ class TaskService:
             now = iso(self._clock.now())
             try:
                 if task.status in (TaskStatus.PENDING, TaskStatus.RETRYING):
-                    return self._repo.update(
+                    cancelled = self._repo.update(
                         task.ref,
                         _terminal_changes(TaskStatus.CANCELLED, now, error=None),
                         Expect(frozenset({task.status})),
                     )
+                    self._telemetry.task_event("cancelled", cancelled)
+                    self._telemetry.metric("TasksCancelled", 1, task_type=cancelled.name)
+                    return cancelled
                 if task.status is TaskStatus.RUNNING:
                     if task.cancel_requested:
                         return task
-                    return self._repo.update(
+                    requested = self._repo.update(
                         task.ref,
                         {"cancel_requested": True, "updated_at": now},
                         Expect(frozenset({TaskStatus.RUNNING})),
                     )
+                    self._telemetry.task_event("cancel_requested", requested)
+                    return requested
             except ConditionFailedError:
                 continue  # it moved on under us: look again
             raise InvalidTransitionError(task_id, task.status.value, "cancel")
@@ -388,6 +399,7 @@ class WorkerService:
         policy: Policy | None = None,
         clock: Clock | None = None,
         rand: Callable[[], float] = random.random,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._repo = repository
         self._queue = queue
@@ -397,6 +409,7 @@ class WorkerService:
         self._policy = policy or Policy()
         self._clock = clock or SystemClock()
         self._rand = rand
+        self._telemetry = telemetry or NullTelemetry()
 
     def run(self, ref: TaskRef, *, remaining_seconds: float = 900.0, timeout_hint: float | None = None) -> RunOutcome:
         """Run one delivery. ``timeout_hint`` (from the message) sizes the claim's lease."""
@@ -437,6 +450,11 @@ class WorkerService:
                 wait = int((parse_iso(current.lease_expires_at) - now).total_seconds()) + 1
             return RunOutcome.later(max(1, min(wait, 43_000)), current)
         run_for = min(float(task.timeout_seconds), budget)
+        waited_ms = max(0.0, (now - parse_iso(task.created_at)).total_seconds() * 1000)
+        self._telemetry.task_event("started", task, attempt=task.attempts, queue_wait_ms=round(waited_ms))
+        self._telemetry.metric("TasksStarted", 1, task_type=task.name)
+        if task.attempts == 1:
+            self._telemetry.metric("QueueWait", waited_ms, unit="Milliseconds", task_type=task.name)
         if task.attempts > task.max_attempts:
             return self._finish_failed(task, TaskError("AttemptsExhausted", f"no attempt finished within {task.max_attempts} attempts (worker lost or timed out)"))
         if task.cancel_requested:
@@ -513,6 +531,8 @@ class WorkerService:
             )
         except ConditionFailedError:
             return RunOutcome.finished()
+        self._telemetry.task_event("retrying", updated, error_type=error.type, error=error.message, retry_in_seconds=delay)
+        self._telemetry.metric("TasksRetried", 1, task_type=task.name)
         return RunOutcome.later(delay, updated)
 
     def _finish_failed(self, task: Task, error: TaskError) -> RunOutcome:
@@ -527,10 +547,23 @@ class WorkerService:
             final = self._repo.update(task.ref, changes, Expect(frozenset({TaskStatus.RUNNING}), attempts=task.attempts))
         except ConditionFailedError:
             # The claim was lost (lease expired and another delivery took over): its outcome wins.
-            logger.warning("claim lost before the outcome was stored", extra={"task_id": task.task_id})
+            self._telemetry.task_event("claim_lost", task)
             return RunOutcome.finished()
+        self._report_end(final)
         self._ensure_callback(final)
         return RunOutcome.finished(final)
+
+    def _report_end(self, task: Task) -> None:
+        metric = {TaskStatus.COMPLETED: "TasksCompleted", TaskStatus.FAILED: "TasksFailed", TaskStatus.CANCELLED: "TasksCancelled"}[task.status]
+        fields: dict[str, Any] = {"attempts": task.attempts}
+        if task.error is not None:
+            fields.update(error_type=task.error.type, error=task.error.message)
+        if task.started_at and task.completed_at:
+            duration = (parse_iso(task.completed_at) - parse_iso(task.started_at)).total_seconds() * 1000
+            fields["duration_ms"] = round(duration)
+            self._telemetry.metric("RunDuration", duration, unit="Milliseconds", task_type=task.name)
+        self._telemetry.task_event(task.status.value.lower(), task, **fields)
+        self._telemetry.metric(metric, 1, task_type=task.name)
 
     def _ensure_callback(self, task: Task) -> None:
         if task.callback is not None and task.callback.status in (CallbackStatus.PENDING,):
@@ -551,6 +584,7 @@ class WorkerService:
             )
         except ConditionFailedError:
             return self._repo.get(task_id)
+        self._report_end(final)
         self._ensure_callback(final)
         return final
 
@@ -573,12 +607,14 @@ class CallbackService:
         policy: Policy | None = None,
         clock: Clock | None = None,
         rand: Callable[[], float] = random.random,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._repo = repository
         self._sender = sender
         self._policy = policy or Policy()
         self._clock = clock or SystemClock()
         self._rand = rand
+        self._telemetry = telemetry or NullTelemetry()
 
     def deliver(self, task_id: str) -> DeliveryOutcome:
         p = self._policy
@@ -604,6 +640,8 @@ class CallbackService:
         if code is not None and 200 <= code < 300:
             state = dataclasses.replace(cb, status=CallbackStatus.DELIVERED, attempts=attempt, last_error=None, delivered_at=now)
             self._record(task, state, now)
+            self._telemetry.task_event("callback_delivered", task, callback_attempt=attempt, receiver_status=code)
+            self._telemetry.metric("CallbacksDelivered", 1, task_type=task.name)
             return DeliveryOutcome(done=True, status=CallbackStatus.DELIVERED)
         if code is not None:
             error = f"receiver answered HTTP {code}"
@@ -611,10 +649,14 @@ class CallbackService:
         if permanent or attempt >= p.callback_max_attempts:
             state = dataclasses.replace(cb, status=CallbackStatus.FAILED, attempts=attempt, last_error=error)
             self._record(task, state, now)
+            self._telemetry.task_event("callback_failed", task, callback_attempt=attempt, error=error)
+            self._telemetry.metric("CallbacksFailed", 1, task_type=task.name)
             return DeliveryOutcome(done=True, status=CallbackStatus.FAILED)
         state = dataclasses.replace(cb, status=CallbackStatus.RETRYING, attempts=attempt, last_error=error)
         self._record(task, state, now)
         delay = backoff_seconds(attempt, p.callback_base_seconds, p.callback_cap_seconds, self._rand)
+        self._telemetry.task_event("callback_retrying", task, callback_attempt=attempt, error=error, retry_in_seconds=delay)
+        self._telemetry.metric("CallbackRetries", 1, task_type=task.name)
         return DeliveryOutcome(done=False, retry_after_seconds=delay, status=CallbackStatus.RETRYING)
 
     def _record(self, task: Task, state: CallbackState, now: str) -> None:
@@ -627,11 +669,20 @@ class CallbackService:
 class Reconciler:
     """Finds tasks nothing is carrying (message lost, worker crashed) and sends them again."""
 
-    def __init__(self, repository: TaskRepository, queue: TaskQueue, *, clock: Clock | None = None, policy: Policy | None = None) -> None:
+    def __init__(
+        self,
+        repository: TaskRepository,
+        queue: TaskQueue,
+        *,
+        clock: Clock | None = None,
+        policy: Policy | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self._repo = repository
         self._queue = queue
         self._clock = clock or SystemClock()
         self._policy = policy or Policy()
+        self._telemetry = telemetry or NullTelemetry()
 
     def run_once(self, limit: int = 100) -> list[str]:
         now = self._clock.now()
@@ -650,6 +701,8 @@ class Reconciler:
             except ConditionFailedError:
                 continue
             self._queue.enqueue(task)
+            self._telemetry.task_event("redriven", task, reason="lease expired" if task.status is TaskStatus.RUNNING else "not picked up")
+            self._telemetry.metric("TasksRedriven", 1, task_type=task.name)
             redriven.append(task.task_id)
         return redriven
 

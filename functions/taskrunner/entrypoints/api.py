@@ -159,5 +159,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         settings = get_settings()
         app = create_app(docs=settings.docs_enabled, max_body_bytes=settings.max_body_bytes)
         _handler = Mangum(app, lifespan="off")
-    result: dict[str, Any] = _handler(event, context)
+    from ..observability import run_handler
+
+    result: dict[str, Any] = run_handler(_handler, event, context)
     return result

@@ -11,7 +11,9 @@ logger = logging.getLogger(__name__)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return run(event, get_services())
+    from ..observability import run_handler
+
+    return run_handler(lambda e, _c: run(e, get_services()), event, context)  # type: ignore[no-any-return]
 
 
 def run(event: dict[str, Any], services: Services) -> dict[str, Any]:

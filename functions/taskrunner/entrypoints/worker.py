@@ -40,7 +40,9 @@ def run_record(record: Any, services: Services, remaining_seconds: float) -> Non
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return process_batch(event, context, get_services())
+    from ..observability import run_handler
+
+    return run_handler(lambda e, c: process_batch(e, c, get_services()), event, context)  # type: ignore[no-any-return]
 
 
 def process_batch(event: dict[str, Any], context: Any, services: Services) -> dict[str, Any]:
