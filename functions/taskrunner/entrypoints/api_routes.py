@@ -15,6 +15,8 @@ from . import api_schemas as schemas
 from .sse import parse_last_event_id, task_events
 
 router = APIRouter()
+api = APIRouter(responses=schemas.COMMON_ERRORS)
+NOT_FOUND = {404: schemas.error("Unknown task (or another owner's)")}
 
 
 def services(request: Request) -> Services:
@@ -63,13 +65,18 @@ def _public(task: Task, svc: Services | None = None) -> dict[str, Any]:
     return public
 
 
-@router.post(
+@api.post(
     "/api/tasks",
     status_code=202,
     response_model=schemas.TaskAccepted,
     tags=["tasks"],
     summary="Submit a task",
-    responses={409: {"description": "Idempotency-Key reused with another body"}, 422: {"description": "Unknown type or bad parameters"}},
+    responses={
+        400: schemas.error("The body is not valid JSON"),
+        409: schemas.error("Idempotency-Key reused with another body"),
+        413: schemas.error("Body or parameters too large"),
+        422: schemas.error("Unknown task type (lists the known ones) or invalid fields"),
+    },
 )
 def submit_task(
     body: schemas.TaskCreate,
@@ -109,11 +116,12 @@ def submit_task(
     }
 
 
-@router.get(
+@api.get(
     "/api/tasks",
     response_model=schemas.TaskPage,
     tags=["tasks"],
     summary="List tasks, newest first",
+    responses={422: schemas.error("Invalid filter or cursor")},
 )
 def list_tasks(
     svc: ServicesDep,
@@ -128,14 +136,14 @@ def list_tasks(
     return {"tasks": [_public(t) for t in page.items], "total": len(page.items), "next_cursor": page.cursor}
 
 
-@router.get(
+@api.get(
     "/api/tasks/{task_id}",
     tags=["tasks"],
     summary="Follow a task: Server-Sent Events (or JSON with Accept: application/json)",
     responses={
         200: {"content": {"text/event-stream": {}, "application/json": {"schema": {"$ref": "#/components/schemas/TaskPublic"}}}},
         307: {"description": "On AWS: redirect to the streaming Function URL"},
-        404: {"description": "Unknown task"},
+        **NOT_FOUND,
     },
 )
 async def follow_task(
@@ -168,29 +176,29 @@ async def follow_task(
     return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-@router.get(
+@api.get(
     "/api/tasks/{task_id}/state",
     response_model=schemas.TaskPublic,
     tags=["tasks"],
     summary="The task's current state",
-    responses={404: {"description": "Unknown task"}},
+    responses=NOT_FOUND,
 )
 def task_state(task_id: str, svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
     return _public(svc.tasks.get(owner, task_id), svc)
 
 
-@router.post(
+@api.post(
     "/api/tasks/{task_id}/cancel",
     response_model=schemas.TaskPublic,
     tags=["tasks"],
     summary="Cancel a task",
-    responses={404: {"description": "Unknown task"}, 409: {"description": "The task already ended"}},
+    responses={**NOT_FOUND, 409: schemas.error("The task already ended")},
 )
 def cancel_task(task_id: str, svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
     return _public(svc.tasks.cancel(owner, task_id), svc)
 
 
-@router.get("/api/task-types", response_model=schemas.TaskTypeList, tags=["tasks"], summary="Registered task types")
+@api.get("/api/task-types", response_model=schemas.TaskTypeList, tags=["tasks"], summary="Registered task types")
 def task_types(svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
     return {
         "task_types": [
@@ -206,7 +214,7 @@ def task_types(svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
     }
 
 
-@router.get("/api/messages", response_model=schemas.MessagePage, tags=["messages"], summary="Messages stored by `message` tasks")
+@api.get("/api/messages", response_model=schemas.MessagePage, tags=["messages"], summary="Messages stored by `message` tasks")
 def list_messages(
     svc: ServicesDep,
     owner: OwnerDep,
@@ -217,7 +225,7 @@ def list_messages(
     return {"messages": [m.to_public() for m in messages], "total": len(messages), "next_cursor": next_cursor}
 
 
-@router.get(
+@api.get(
     "/api/callback-secret",
     response_model=schemas.CallbackSecret,
     tags=["callbacks"],
@@ -227,7 +235,7 @@ def callback_secret(svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
     return {"owner": owner, "signing_secret": svc.signing_secret_for(owner), "scheme": "Standard Webhooks (v1, HMAC-SHA256)"}
 
 
-@router.get("/health", response_model=schemas.Health, tags=["health"], responses={503: {"model": schemas.Health}})
+@router.get("/health", response_model=schemas.Health, tags=["health"], responses={503: {"model": schemas.Health, "description": "A dependency is down"}})
 def health(svc: ServicesDep) -> Response:
     from ..domain.errors import DependencyUnavailableError
 
@@ -244,3 +252,6 @@ def health(svc: ServicesDep) -> Response:
         status_code=200 if ok else 503,
         headers=None if ok else {"Retry-After": "5"},
     )
+
+
+router.include_router(api)

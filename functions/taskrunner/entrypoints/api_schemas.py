@@ -57,6 +57,23 @@ class TaskCreate(BaseModel):
         return value
 
 
+class ErrorDetail(BaseModel):
+    """Every error: ``detail`` is a message, or for 422 a list of {loc, msg, type}."""
+
+    detail: Any
+
+
+def error(description: str) -> dict[str, Any]:
+    return {"model": ErrorDetail, "description": description}
+
+
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: error("Missing or invalid API key"),
+    429: error("Too many requests for this API key"),
+    503: error("A dependency (DynamoDB or SQS) is unavailable; retry after Retry-After seconds"),
+}
+
+
 class TaskLinks(BaseModel):
     self: str
     state: str
