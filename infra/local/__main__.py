@@ -165,7 +165,7 @@ class Stack:
                 self.summary.append((name, f"Lambda Web Adapter style: {spec.handler} -> uvicorn on {stream_base} (response streaming)"))
                 continue
             sqs_events = spec.events_of("SQS")
-            size = args.max_concurrency
+            size = args.max_concurrency if spec.events_of("HttpApi") or spec.events_of("Api") else 1
             if sqs_events:
                 size = min(args.max_concurrency, sum(int(resolver.resolve((e.get("ScalingConfig") or {}).get("MaximumConcurrency", 2))) for e in sqs_events.values()))
             pool = FunctionPool(name, spec.handler, env, timeout=spec.timeout, memory=spec.memory, size=max(1, size), cwd=fn_dir)
@@ -288,7 +288,8 @@ async def amain(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("botocore").setLevel(logging.WARNING)
+    for noisy in ("botocore", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         asyncio.run(amain(args))
