@@ -22,8 +22,8 @@ $(BIN)/.installed: functions/requirements.txt requirements-dev.txt constraints.t
 
 install: $(BIN)/.installed ## Create .venv and install the pinned dependencies
 
-run: install ## Start the whole stack locally (embedded AWS endpoint, every function, http://127.0.0.1:8000)
-	$(BIN)/python -m infra.local --port $(PORT)
+run: install ## Start the whole stack locally on http://127.0.0.1:8000 (ARGS="--set KEY=VALUE ..." for more)
+	$(BIN)/python -m infra.local --port $(PORT) $(ARGS)
 
 test: install ## Run the whole test suite (unit, integration, end-to-end)
 	$(BIN)/python -m pytest
