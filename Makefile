@@ -13,7 +13,7 @@ STAGE ?= dev
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: functions/requirements.txt requirements-dev.txt constraints.txt
+$(BIN)/.installed: functions/requirements.txt functions/requirements/*.txt requirements-dev.txt constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r functions/requirements.txt -r requirements-dev.txt

@@ -1,0 +1,52 @@
+"""Each function's deployed bundle carries only its own dependencies (functions/Makefile):
+importing and running a handler must not need what its bundle leaves out."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = """
+import sys
+for name in {blocked!r}:
+    sys.modules[name] = None          # importing it now raises ImportError
+import {module} as handler_module
+from taskrunner.bootstrap import build_services
+from taskrunner.config import Settings
+build_services(Settings(signing_secret="x"))
+print("ok")
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "blocked"),
+    [
+        ("taskrunner.entrypoints.worker", ["fastapi", "starlette", "mangum", "uvicorn"]),
+        ("taskrunner.entrypoints.notifier", ["fastapi", "starlette", "mangum", "uvicorn"]),
+        ("taskrunner.entrypoints.dead_letter", ["fastapi", "starlette", "mangum", "uvicorn"]),
+        ("taskrunner.entrypoints.reconciler", ["fastapi", "starlette", "mangum", "uvicorn"]),
+        ("taskrunner.entrypoints.stream", ["fastapi", "mangum"]),
+        ("taskrunner.entrypoints.api", ["uvicorn"]),
+    ],
+)
+def test_handler_needs_only_its_bundle(module, blocked):
+    code = RUN.format(blocked=blocked, module=module)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"})
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
+
+
+def test_bundle_requirements_are_pinned_and_consistent():
+    pins = {}
+    for path in (ROOT / "functions" / "requirements").glob("*.txt"):
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith(("#", "-r")):
+                name, _, version = line.partition("==")
+                assert version, f"{path.name}: {line} is not pinned"
+                assert pins.setdefault(name.lower().replace("_", "-"), version) == version, f"{name} pinned twice differently"
+    constraints = dict(line.split("==", 1) for line in (ROOT / "constraints.txt").read_text().splitlines() if "==" in line)
+    lowered = {k.lower().replace("_", "-"): v for k, v in constraints.items()}
+    for name, version in pins.items():
+        assert lowered.get(name) == version, f"{name}=={version} differs from constraints.txt"
