@@ -141,6 +141,7 @@ def create_app(services_provider: Callable[[], Services] = get_services, *, docs
     app.state.services_provider = services_provider
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(__import__("taskrunner.entrypoints.dashboard", fromlist=["router"]).router)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     return app
 
