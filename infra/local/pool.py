@@ -13,6 +13,8 @@ import time
 import uuid
 from typing import Any
 
+from .procs import die_with_parent
+
 log = logging.getLogger("taskrunner.local")
 
 
@@ -59,6 +61,10 @@ class FunctionPool:
             env=self.env,
             cwd=self.cwd,
             limit=64 * 1024 * 1024,
+            # Like the embedded endpoint and the stream function: an environment must not
+            # outlive the runner (killed by SIGKILL, it cannot kill them itself), or it would
+            # go on running its batch against the endpoint while a new runner re-drives it.
+            preexec_fn=die_with_parent,
         )
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
