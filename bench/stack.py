@@ -1,0 +1,381 @@
+"""A local stack of our own (``python -m infra.local`` on free ports), its processes' CPU
+time, and the HTTP helpers the benchmarks share."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from infra.local.procs import die_with_parent, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+ACTIVE = ("PENDING", "RUNNING", "RETRYING")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclasses.dataclass
+class LocalStack:
+    url: str
+    proc: subprocess.Popen[bytes]
+    tmp: Path
+    state: dict[str, Any]
+    ready_seconds: float
+    args: list[str]
+
+    @property
+    def api_key(self) -> str:
+        return str(self.state["api_key"])
+
+    @property
+    def log_path(self) -> Path:
+        return self.tmp / "runner.log"
+
+    def client(self, **kw: Any) -> httpx.Client:
+        """One persistent connection (keep-alive) sending the development API key."""
+        headers = {"X-Api-Key": self.api_key, **kw.pop("headers", {})}
+        return httpx.Client(base_url=self.url, timeout=kw.pop("timeout", 30), headers=headers, **kw)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """SIGTERM the runner (it stops its functions and the AWS endpoint), then make sure
+        none of the processes it started is left."""
+        family = descendants(self.proc.pid)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        deadline = time.monotonic() + 5
+        for pid in family:
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def start_stack(*, args: list[str] | None = None, env: dict[str, str] | None = None, timeout: float = 90) -> LocalStack:
+    """Start ``python -m infra.local`` on free ports (HTTP front and AWS endpoint), wait
+    until /health answers. The runner dies with this process, whatever happens to it."""
+    tmp = Path(tempfile.mkdtemp(prefix="taskrunner-bench-"))
+    port, moto_port = free_port(), free_port()
+    state_file = tmp / "runner.json"
+    run_env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    run_env.update(env or {})
+    extra = list(args or [])
+    cmd = [
+        sys.executable,
+        "-m",
+        "infra.local",
+        "--port",
+        str(port),
+        "--moto-port",
+        str(moto_port),
+        "--state-file",
+        str(state_file),
+        *extra,
+    ]
+    started = time.monotonic()
+    with (tmp / "runner.log").open("wb") as log:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=run_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,  # noqa: PLW1509
+        )
+    url = f"http://127.0.0.1:{port}"
+    stack = LocalStack(url, proc, tmp, {}, 0.0, extra)
+    try:
+        while time.monotonic() - started < timeout:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the local stack exited with {proc.returncode}:\n{stack.log_tail()}")
+            if state_file.exists():
+                with contextlib.suppress(httpx.HTTPError, ValueError):
+                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                        stack.state = json.loads(state_file.read_text())
+                        stack.ready_seconds = time.monotonic() - started
+                        return stack
+            time.sleep(0.1)
+        raise RuntimeError(f"the local stack was not ready in {timeout:.0f} s:\n{stack.log_tail()}")
+    except BaseException:
+        stack.stop()
+        raise
+
+
+@contextlib.contextmanager
+def running_stack(*, args: list[str] | None = None, env: dict[str, str] | None = None) -> Iterator[LocalStack]:
+    stack = start_stack(args=args, env=env)
+    ok = False
+    try:
+        yield stack
+        ok = True
+    finally:
+        stack.stop()
+        if ok:
+            shutil.rmtree(stack.tmp, ignore_errors=True)
+        else:
+            print(f"  (runner log kept in {stack.log_path})", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------- processes
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, user+system CPU seconds) of a process, from /proc/<pid>/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # after "pid (comm)": state ppid ... utime is field 14 of the whole line, i.e. index 11 here
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            info = _stat(int(entry))
+            if info is not None:
+                children.setdefault(info[0], []).append(int(entry))
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        for child in children.get(pid, []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+CPU_GROUPS = (
+    "API function",
+    "worker function",
+    "other functions",
+    "stream function",
+    "runner (front + pollers)",
+    "moto (excluded)",
+)
+
+
+def classify(pid: int, root: int) -> str:
+    """Which part of the stack a process is, by its command line."""
+    if pid == root:
+        return "runner (front + pollers)"
+    cmd = _cmdline(pid)
+    if "moto.server" in cmd or "moto_server" in cmd:
+        return "moto (excluded)"
+    if "infra.local.child" in cmd:
+        if "taskrunner.entrypoints.api.handler" in cmd:
+            return "API function"
+        if "taskrunner.entrypoints.worker.handler" in cmd:
+            return "worker function"
+        return "other functions"
+    if "taskrunner.entrypoints.stream" in cmd or "run_stream.sh" in cmd:
+        return "stream function"
+    return "other functions"
+
+
+@dataclasses.dataclass
+class CpuSnapshot:
+    at: float
+    per_pid: dict[int, tuple[str, float]]
+
+    @classmethod
+    def take(cls, root: int) -> CpuSnapshot:
+        per_pid: dict[int, tuple[str, float]] = {}
+        for pid in [root, *descendants(root)]:
+            info = _stat(pid)
+            if info is not None:
+                per_pid[pid] = (classify(pid, root), info[1])
+        return cls(time.monotonic(), per_pid)
+
+    def since(self, before: CpuSnapshot) -> dict[str, float]:
+        """CPU seconds per group between two snapshots (processes born in between count whole)."""
+        out = dict.fromkeys(CPU_GROUPS, 0.0)
+        for pid, (group, cpu) in self.per_pid.items():
+            earlier = before.per_pid.get(pid)
+            out[group] += cpu - (earlier[1] if earlier else 0.0)
+        return out
+
+    def processes(self) -> dict[str, int]:
+        counts = dict.fromkeys(CPU_GROUPS, 0)
+        for group, _ in self.per_pid.values():
+            counts[group] += 1
+        return counts
+
+
+def own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+# ---------------------------------------------------------------------------- HTTP helpers
+def parse_iso(value: str) -> float:
+    """An ISO-8601 timestamp of the API (UTC, 'Z') as epoch seconds."""
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+@dataclasses.dataclass
+class Submitted:
+    status: int
+    seconds: float
+    task_id: str | None
+    created_at: str | None
+    throttled: int = 0
+    error: str | None = None
+
+
+def submit(
+    client: httpx.Client, body: dict[str, Any], *, retry_throttled: bool = True, deadline: float | None = None
+) -> Submitted:
+    """POST /api/tasks; 429/503 mean nothing was stored, so they are retried after Retry-After."""
+    throttled = 0
+    while True:
+        started = time.perf_counter()
+        try:
+            response = client.post("/api/tasks", json=body)
+        except httpx.HTTPError as exc:
+            return Submitted(0, time.perf_counter() - started, None, None, throttled, f"{type(exc).__name__}: {exc}")
+        seconds = time.perf_counter() - started
+        if response.status_code in (429, 503) and retry_throttled and (deadline is None or time.monotonic() < deadline):
+            throttled += 1
+            time.sleep(min(2.0, float(response.headers.get("retry-after", "0.2") or 0.2)) / 4)
+            continue
+        if response.status_code == 202:
+            data = response.json()
+            return Submitted(202, seconds, data["task_id"], data["created_at"], throttled)
+        return Submitted(response.status_code, seconds, None, None, throttled, response.text[:200])
+
+
+def run_clients(
+    count: int, jobs: list[Any], work: Callable[[httpx.Client, Any], Any], make_client: Callable[[], httpx.Client]
+) -> list[Any]:
+    """Run ``work(client, job)`` for every job on ``count`` threads, each with its own
+    persistent client; results in job order."""
+    results: list[Any] = [None] * len(jobs)
+    index = iter(range(len(jobs)))
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def loop() -> None:
+        with make_client() as client:
+            while not failures:
+                with lock:
+                    i = next(index, None)
+                if i is None:
+                    return
+                try:
+                    results[i] = work(client, jobs[i])
+                except BaseException as exc:
+                    failures.append(exc)
+                    return
+
+    threads = [threading.Thread(target=loop, name=f"bench-client-{n}", daemon=True) for n in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise failures[0]
+    return results
+
+
+def any_in_status(client: httpx.Client, status: str) -> bool:
+    response = client.get("/api/tasks", params={"status": status, "limit": 1})
+    response.raise_for_status()
+    return bool(response.json()["tasks"])
+
+
+def wait_idle(client: httpx.Client, timeout: float, interval: float = 0.25) -> float:
+    """Wait until no task of the owner is PENDING, RUNNING or RETRYING (cheap queries on the
+    by-owner-status index); the seconds it took. TimeoutError if it does not happen."""
+    started = time.monotonic()
+    while True:
+        if not any(any_in_status(client, s) for s in ACTIVE):
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"tasks still active after {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def collect(
+    client: httpx.Client, status: str, wanted: set[str] | None = None, *, path: str = "/api/tasks", key: str = "tasks"
+) -> list[dict[str, Any]]:
+    """Every item of a list endpoint (pages of 100, newest first); stops early once every
+    ``wanted`` task id was seen."""
+    items: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 100}
+        if status:
+            params["status"] = status
+        if cursor:
+            params["cursor"] = cursor
+        response = client.get(path, params=params)
+        response.raise_for_status()
+        page = response.json()
+        for item in page[key]:
+            items.append(item)
+            if "task_id" in item:
+                seen.add(item["task_id"])
+        cursor = page.get("next_cursor")
+        if not cursor or (wanted is not None and wanted <= seen):
+            return items
+
+
+def sse_follow(client: httpx.Client, path: str, *, timeout: float = 120) -> list[tuple[float, dict[str, Any]]]:
+    """Read a task's Server-Sent Events to the end: (arrival wall-clock time, data) each."""
+    events: list[tuple[float, dict[str, Any]]] = []
+    data: dict[str, Any] | None = None
+    headers = {"accept": "text/event-stream"}
+    with client.stream("GET", path, headers=headers, timeout=httpx.Timeout(10, read=timeout)) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"stream {path}: HTTP {response.status_code}")
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                data = json.loads(line[5:].strip())
+                events.append((time.time(), data))
+            elif line == "" and data is not None:
+                data = None
+    return events
