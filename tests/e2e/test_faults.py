@@ -170,6 +170,7 @@ def test_worker_killed_mid_task_is_redriven_and_completes(tmp_path: Path) -> Non
         assert "environment crashed" in stack.log()
         # lease (timeout 5 s + grace 1 s) runs out, the reconciler re-drives, the task runs 4 s again
         assert recovered < 30, recovered
+        print(f"killed {len(workers)} worker environment(s); COMPLETED on attempt 2, {recovered:.1f} s after the kill")
 
 
 # ------------------------------------------------------------------------------ 2. duplicate delivery
@@ -221,6 +222,7 @@ def test_task_outliving_its_timeout_is_retried_then_failed(tmp_path: Path) -> No
         assert final["error"]["type"] == "TaskTimeoutError" and "1" in final["error"]["message"]
         assert final["attempts"] == 2
         assert final["result"] is None and final["next_attempt_at"] is None
+        print(f"RETRYING (next_attempt_at {retrying['next_attempt_at']}), then FAILED: {final['error']}")
 
 
 # ------------------------------------------------------------------------------ 4. flaky receiver
@@ -245,6 +247,7 @@ def test_callback_retried_until_the_receiver_answers(tmp_path: Path) -> None:
         assert final["status"] == "COMPLETED" and final["result"]["result"] == 42
         assert final["callback"]["attempts"] == 4
         assert final["callback"]["last_error"] is None and final["callback"]["delivered_at"]
+        print(f"callback: {[r['status'] for r in requests]}; {final['callback']}")
 
 
 # ------------------------------------------------------------------------------ 5. receiver down
@@ -281,6 +284,7 @@ def test_callback_to_a_receiver_that_stays_down_fails_and_the_task_stays_intact(
     assert final["status"] == "COMPLETED" and final["result"] == {"operation": "sum", "result": 42, "a": 40, "b": 2}
     assert final["error"] is None and final["attempts"] == 1
     assert after["callback"] == callback and after["status"] == "COMPLETED"
+    print(f"callback: {callback}")
 
 
 # ------------------------------------------------------------------------------ 6. AWS errors on submit
@@ -370,6 +374,10 @@ def test_store_and_queue_errors_during_submit_lose_nothing_and_leave_nothing(tmp
         assert len(stored_tasks(upstream, table)) == len(accepted) + 2  # plus the two idempotency records
         wait_drained(stack, "TasksQueue")
         assert sqs_recovery < 20, sqs_recovery
+        print(
+            f"{len(accepted)} accepted, all COMPLETED once; {len(refused)} refused with 503 and nothing stored; "
+            f"tasks accepted while SQS failed COMPLETED {sqs_recovery:.1f} s after it came back"
+        )
 
 
 LOST_PUT_RESPONSE = (
