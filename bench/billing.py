@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -312,6 +313,15 @@ def _environment(values: dict[str, str], remove: tuple[str, ...]) -> Iterator[No
                 os.environ[k] = v
 
 
+def _current_loop() -> asyncio.AbstractEventLoop | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            return asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:
+            return None
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """The functions' logs and metrics (JSON lines on stdout/stderr) out of the way."""
@@ -405,12 +415,21 @@ class Flows:
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_NAMESPACE": "taskrunner-bench",
         }
-        with _environment(env, ("AWS_ENDPOINT_URL", "AWS_PROFILE")), _quiet(), mock_aws():
-            self._setup(boto3.session.Session(region_name=REGION))
-            with Receiver() as receiver:
-                self._warm(receiver.url)
-                results = [self._tasks_flow("no callback", None), self._tasks_flow("with callback", receiver.url)]
-                results.append(self._stream_flow())
+        # Mangum runs the app on the thread's current event loop: one of ours, closed at the end,
+        # and the thread's own loop (if it had one) put back.
+        previous = _current_loop()
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        try:
+            with _environment(env, ("AWS_ENDPOINT_URL", "AWS_PROFILE")), _quiet(), mock_aws():
+                self._setup(boto3.session.Session(region_name=REGION))
+                with Receiver() as receiver:
+                    self._warm(receiver.url)
+                    results = [self._tasks_flow("no callback", None), self._tasks_flow("with callback", receiver.url)]
+                    results.append(self._stream_flow())
+        finally:
+            asyncio.set_event_loop(previous)
+            self.loop.close()
         return results
 
     # -- set-up ------------------------------------------------------------------------
@@ -621,7 +640,7 @@ class Flows:
         try:
             with self.meter.acting("StreamFunction"):
                 started = time.perf_counter()
-                status, text = asyncio.run(follow())
+                status, text = self.loop.run_until_complete(follow())
                 elapsed = time.perf_counter() - started
         finally:
             self.meter.enabled = False
