@@ -66,7 +66,7 @@ def start_moto(port: int) -> subprocess.Popen[bytes]:
             f"or point AWS_ENDPOINT_URL at it if it is an AWS endpoint"
         )
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "infra.local.moto_server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         preexec_fn=die_with_parent,  # noqa: PLW1509 - needed so it dies with us

@@ -52,6 +52,9 @@ def _make_client(service: str, region: str, endpoint_url: str | None) -> Any:
         retries={"max_attempts": 3, "mode": "standard"},
         tcp_keepalive=True,
         max_pool_connections=32,
+        # Requests are built by our adapters from typed values; botocore's per-call parameter
+        # validation only costs CPU on every request.
+        parameter_validation=False,
     )
     return _session().client(service, endpoint_url=endpoint_url, config=config)
 

@@ -233,7 +233,10 @@ class DynamoDbTaskRepository:
         expect: Expect,
         *,
         increment_attempts: bool = False,
+        current: Task | None = None,
     ) -> Task:
+        """With ``current`` (the task as the caller last saw it), only the updated attributes
+        come back and are merged into it: a smaller answer than the whole item."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         names: dict[str, str] = {"#status": "status", "#version": "version"}
@@ -266,16 +269,13 @@ class DynamoDbTaskRepository:
                 names["#expires_at"] = "expires_at"
                 values[":expires_at"] = {"N": str(int(time.time()) + RETENTION_SECONDS)}
                 sets.append("#expires_at = :expires_at")
-        if changes.get("due_at") is not None:
-            names["#sweep_pk"] = "sweep_pk"
-            values[":sweep"] = _s(SWEEP_PK)
-            sets.append("#sweep_pk = :sweep")
+        # ``sweep_pk`` is written when the task is created and removed when it ends; an active
+        # task always has it, so updates of ``due_at`` need not write it again.
         # the condition
         status_values = []
         for k, status in enumerate(sorted(expect.statuses)):
             values[f":e{k}"] = _s(status.value)
             status_values.append(f":e{k}")
-        condition = "attribute_exists(task_id)"
         clauses = []
         if status_values:
             clauses.append(f"#status IN ({', '.join(status_values)})")
@@ -289,7 +289,7 @@ class DynamoDbTaskRepository:
             values[":running"] = _s(TaskStatus.RUNNING.value)
             values[":lease_before"] = _s(expect.lease_expired_before)
             main = f"({main}) OR (#status = :running AND #lease < :lease_before)"
-        condition = f"attribute_exists(task_id) AND ({main})"
+        condition = main if status_values else f"attribute_exists(task_id) AND ({main})"
         expression = "SET " + ", ".join(sets)
         if removes:
             expression += " REMOVE " + ", ".join(dict.fromkeys(removes))
@@ -301,7 +301,7 @@ class DynamoDbTaskRepository:
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
+                ReturnValues="UPDATED_NEW" if current is not None else "ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
@@ -316,7 +316,13 @@ class DynamoDbTaskRepository:
             raise unavailable("DynamoDB", exc) from exc
         except BotoCoreError as exc:
             raise unavailable("DynamoDB", exc) from exc
-        return item_to_task(answer["Attributes"])
+        if current is None:
+            return item_to_task(answer["Attributes"])
+        merged = task_to_item(current)
+        merged.update(answer.get("Attributes", {}))
+        for alias in removes:
+            merged.pop(names[alias], None)
+        return item_to_task(merged)
 
     # -- reads --------------------------------------------------------------------------
     def _get_item(self, key: str) -> dict[str, Any] | None:

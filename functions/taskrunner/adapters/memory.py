@@ -48,7 +48,9 @@ class InMemoryTaskRepository:
     def find_by_idempotency_key(self, owner: str, key: str) -> tuple[str, str] | None:
         return self.idempotency.get((owner, key))
 
-    def update(self, ref: TaskRef, changes: Mapping[str, Any], expect: Expect, *, increment_attempts: bool = False) -> Task:
+    def update(
+        self, ref: TaskRef, changes: Mapping[str, Any], expect: Expect, *, increment_attempts: bool = False, current: Task | None = None
+    ) -> Task:
         with self._lock:
             self._maybe_fail()
             task = self.tasks.get(ref.task_id)

@@ -30,9 +30,11 @@ class TaskRepository(Protocol):
         expect: Expect,
         *,
         increment_attempts: bool = False,
+        current: Task | None = None,
     ) -> Task:
         """Apply ``changes`` (Task field -> value) if ``expect`` holds; bump ``version``;
-        return the stored task. Raises TaskNotFoundError or ConditionFailedError."""
+        return the stored task (``current``, if given, is the caller's latest copy, which the
+        store may use to answer more cheaply). Raises TaskNotFoundError or ConditionFailedError."""
 
     def list(
         self,

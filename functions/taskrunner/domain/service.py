@@ -528,6 +528,7 @@ class WorkerService:
                     "due_at": iso(after(now, delay + p.pending_grace_seconds)),
                 },
                 Expect(frozenset({TaskStatus.RUNNING}), attempts=task.attempts),
+                current=task,
             )
         except ConditionFailedError:
             return RunOutcome.finished()
@@ -544,7 +545,7 @@ class WorkerService:
         if status is TaskStatus.COMPLETED:
             changes["progress"] = Progress(100.0, "completed")
         try:
-            final = self._repo.update(task.ref, changes, Expect(frozenset({TaskStatus.RUNNING}), attempts=task.attempts))
+            final = self._repo.update(task.ref, changes, Expect(frozenset({TaskStatus.RUNNING}), attempts=task.attempts), current=task)
         except ConditionFailedError:
             # The claim was lost (lease expired and another delivery took over): its outcome wins.
             self._telemetry.task_event("claim_lost", task)
@@ -661,7 +662,7 @@ class CallbackService:
 
     def _record(self, task: Task, state: CallbackState, now: str) -> None:
         try:
-            self._repo.update(task.ref, {"callback": state, "updated_at": now}, Expect(frozenset(TERMINAL_STATUSES)))
+            self._repo.update(task.ref, {"callback": state, "updated_at": now}, Expect(frozenset(TERMINAL_STATUSES)), current=task)
         except ConditionFailedError:
             logger.warning("could not record callback state", extra={"task_id": task.task_id})
 

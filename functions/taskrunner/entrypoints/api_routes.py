@@ -14,12 +14,14 @@ from ..domain.service import SubmitRequest
 from . import api_schemas as schemas
 from .sse import parse_last_event_id, task_events
 
+# Handlers are `async def` that call the (blocking) services directly: a Lambda execution
+# environment serves one request at a time, so there is nothing to gain from thread hops.
 router = APIRouter()
 api = APIRouter(responses=schemas.COMMON_ERRORS)
 NOT_FOUND = {404: schemas.error("Unknown task (or another owner's)")}
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     provider = request.app.state.services_provider
     found: Services = provider()
     return found
@@ -33,7 +35,7 @@ def presented_key(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def current_owner(request: Request, svc: Annotated[Services, Depends(services)]) -> str:
+async def current_owner(request: Request, svc: Annotated[Services, Depends(services)]) -> str:
     """The caller's owner id, from its API key; every /api route depends on it."""
     from ..domain.errors import ThrottledError
 
@@ -78,7 +80,7 @@ def _public(task: Task, svc: Services | None = None) -> dict[str, Any]:
         422: schemas.error("Unknown task type (lists the known ones) or invalid fields"),
     },
 )
-def submit_task(
+async def submit_task(
     body: schemas.TaskCreate,
     response: Response,
     svc: ServicesDep,
@@ -123,7 +125,7 @@ def submit_task(
     summary="List tasks, newest first",
     responses={422: schemas.error("Invalid filter or cursor")},
 )
-def list_tasks(
+async def list_tasks(
     svc: ServicesDep,
     owner: OwnerDep,
     status: Annotated[TaskStatus | None, Query(description="Only tasks in this status.")] = None,
@@ -183,7 +185,7 @@ async def follow_task(
     summary="The task's current state",
     responses=NOT_FOUND,
 )
-def task_state(task_id: str, svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
+async def task_state(task_id: str, svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
     return _public(svc.tasks.get(owner, task_id), svc)
 
 
@@ -194,12 +196,12 @@ def task_state(task_id: str, svc: ServicesDep, owner: OwnerDep) -> dict[str, Any
     summary="Cancel a task",
     responses={**NOT_FOUND, 409: schemas.error("The task already ended")},
 )
-def cancel_task(task_id: str, svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
+async def cancel_task(task_id: str, svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
     return _public(svc.tasks.cancel(owner, task_id), svc)
 
 
 @api.get("/api/task-types", response_model=schemas.TaskTypeList, tags=["tasks"], summary="Registered task types")
-def task_types(svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
+async def task_types(svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
     return {
         "task_types": [
             {
@@ -215,7 +217,7 @@ def task_types(svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
 
 
 @api.get("/api/messages", response_model=schemas.MessagePage, tags=["messages"], summary="Messages stored by `message` tasks")
-def list_messages(
+async def list_messages(
     svc: ServicesDep,
     owner: OwnerDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
@@ -231,12 +233,12 @@ def list_messages(
     tags=["callbacks"],
     summary="The secret that signs your callbacks (Standard Webhooks)",
 )
-def callback_secret(svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
+async def callback_secret(svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
     return {"owner": owner, "signing_secret": svc.signing_secret_for(owner), "scheme": "Standard Webhooks (v1, HMAC-SHA256)"}
 
 
 @router.get("/health", response_model=schemas.Health, tags=["health"], responses={503: {"model": schemas.Health, "description": "A dependency is down"}})
-def health(svc: ServicesDep) -> Response:
+async def health(svc: ServicesDep) -> Response:
     from ..domain.errors import DependencyUnavailableError
 
     checks: dict[str, str] = {}
