@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from ..domain.models import Message
@@ -31,7 +32,7 @@ class DynamoDbMessageStore:
         except (ClientError, BotoCoreError) as exc:
             raise unavailable("DynamoDB", exc) from exc
 
-    def list(self, owner: str, *, limit: int, cursor: str | None) -> tuple[list[Message], str | None]:
+    def list(self, owner: str, *, limit: int, cursor: str | None) -> tuple[builtins.list[Message], str | None]:
         from botocore.exceptions import BotoCoreError, ClientError
 
         kwargs: dict[str, Any] = {

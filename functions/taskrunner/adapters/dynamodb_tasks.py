@@ -11,6 +11,7 @@ JSON-valued fields (parameters, result, ...) are stored as JSON strings.
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import time
 from collections.abc import Iterable, Mapping
@@ -416,7 +417,7 @@ class DynamoDbTaskRepository:
             next_cursor = encode_cursor({k: last_item[k] for k in key_fields})
         return TaskPage(items=items, cursor=next_cursor)
 
-    def due(self, before: str, limit: int) -> list[Task]:
+    def due(self, before: str, limit: int) -> builtins.list[Task]:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import threading
 from collections.abc import Iterable, Mapping
@@ -86,7 +87,7 @@ class InMemoryTaskRepository:
         more = len(rows) > limit
         return TaskPage(items=page, cursor=f"{page[-1].created_at}#{page[-1].task_id}" if more and page else None)
 
-    def due(self, before: str, limit: int) -> list[Task]:
+    def due(self, before: str, limit: int) -> builtins.list[Task]:
         rows = [t for t in self.tasks.values() if not t.is_terminal and t.due_at is not None and t.due_at < before]
         return sorted(rows, key=lambda t: t.due_at or "")[:limit]
 
@@ -126,7 +127,7 @@ class InMemoryMessageStore:
     def add(self, message: Message) -> None:
         self.messages.append(message)
 
-    def list(self, owner: str, *, limit: int, cursor: str | None) -> tuple[list[Message], str | None]:
+    def list(self, owner: str, *, limit: int, cursor: str | None) -> tuple[builtins.list[Message], str | None]:
         rows = sorted((m for m in self.messages if m.owner == owner), key=lambda m: m.message_id, reverse=True)
         if cursor:
             rows = [m for m in rows if m.message_id < cursor]
@@ -167,7 +168,7 @@ class InMemoryApiKeyStore:
     def put(self, record: Any) -> None:
         self.records[record.key_hash] = record
 
-    def all(self) -> list[Any]:
+    def all(self) -> builtins.list[Any]:
         return sorted(self.records.values(), key=lambda r: r.created_at)
 
     def revoke(self, key_id: str, when: str) -> Any:

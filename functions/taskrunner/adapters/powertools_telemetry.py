@@ -22,8 +22,8 @@ class PowertoolsTelemetry:
     def metric(self, name: str, value: float, *, unit: str = "Count", task_type: str | None = None) -> None:
         if not self._metrics_enabled:
             return
-        from aws_lambda_powertools.metrics import single_metric
+        from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-        with single_metric(name=name, unit=unit, value=value, namespace=self._namespace) as metric:
+        with single_metric(name=name, unit=MetricUnit(unit), value=value, namespace=self._namespace) as metric:
             if task_type:
                 metric.add_dimension(name="task_type", value=task_type)

@@ -60,4 +60,4 @@ class WebhookSender:
             "webhook-signature": sign(self._secret_for(owner), message_id, timestamp, payload),
         }
         response = self._http.request("POST", url, headers=headers, body=payload, timeout=timeout)
-        return response.status
+        return int(response.status)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import builtins
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -46,7 +47,7 @@ class TaskRepository(Protocol):
         cursor: str | None,
     ) -> TaskPage: ...
 
-    def due(self, before: str, limit: int) -> list[Task]:
+    def due(self, before: str, limit: int) -> builtins.list[Task]:
         """Non-terminal tasks whose ``due_at`` is before ``before`` (for the reconciler)."""
 
     def ping(self) -> None:
@@ -68,7 +69,7 @@ class TaskQueue(Protocol):
 class MessageStore(Protocol):
     def add(self, message: Message) -> None: ...
 
-    def list(self, owner: str, *, limit: int, cursor: str | None) -> tuple[list[Message], str | None]: ...
+    def list(self, owner: str, *, limit: int, cursor: str | None) -> tuple[builtins.list[Message], str | None]: ...
 
 
 class HttpResponse(Protocol):
@@ -118,10 +119,17 @@ class TaskContext(Protocol):
 
 
 class TaskType(Protocol):
-    name: str
-    description: str
-    queue: str
-    timeout_seconds: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def queue(self) -> str: ...
+
+    @property
+    def timeout_seconds(self) -> int: ...
 
     def validate(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
         """Return the normalised parameters or raise InvalidParametersError."""
@@ -152,9 +160,9 @@ class TaskCatalog(Protocol):
     def get(self, name: str) -> TaskType:
         """Raise UnknownTaskTypeError for a name that is not registered."""
 
-    def names(self) -> list[str]: ...
+    def names(self) -> builtins.list[str]: ...
 
-    def all(self) -> list[TaskType]: ...
+    def all(self) -> Sequence[TaskType]: ...
 
 
 Sleeper = Callable[[float], None]

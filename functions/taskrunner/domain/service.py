@@ -6,6 +6,7 @@ workers and concurrent cancels can never produce a lost update or an illegal tra
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import hashlib
 import json
@@ -96,7 +97,7 @@ class SystemClock:
 def backoff_seconds(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> int:
     """Exponential backoff with 'equal jitter': between half and all of min(cap, base*2^(n-1))."""
     ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
-    return max(1, round(ceiling / 2 + rand() * ceiling / 2))
+    return max(1, int(round(ceiling / 2 + rand() * ceiling / 2)))
 
 
 def request_hash(payload: Mapping[str, Any]) -> str:
@@ -485,17 +486,17 @@ class WorkerService:
             ctx.abandon()
             return self._failure(task, TaskTimeoutError(run_for), retryable=True)
         if "error" in box:
-            exc = box["error"]
-            if isinstance(exc, TaskCancelledError):
+            failure: BaseException = box["error"]
+            if isinstance(failure, TaskCancelledError):
                 if ctx._abandoned.is_set():
                     return RunOutcome.finished()
                 return self._finish(task, TaskStatus.CANCELLED, error=None)
-            if isinstance(exc, TaskTimeoutError):
-                return self._failure(task, exc, retryable=True)
-            retryable = not isinstance(exc, (NonRetryableError, InvalidParametersError, ValueError, TypeError))
-            if isinstance(exc, DependencyUnavailableError):
+            if isinstance(failure, TaskTimeoutError):
+                return self._failure(task, failure, retryable=True)
+            retryable = not isinstance(failure, (NonRetryableError, InvalidParametersError, ValueError, TypeError))
+            if isinstance(failure, DependencyUnavailableError):
                 retryable = True
-            return self._failure(task, exc, retryable=retryable)
+            return self._failure(task, failure, retryable=retryable)
         result = box.get("result")
         encoded = json.dumps(result, default=str, separators=(",", ":"))
         if len(encoded.encode()) > p.result_max_bytes:

@@ -18,7 +18,7 @@ from .sse import parse_last_event_id, task_events
 # environment serves one request at a time, so there is nothing to gain from thread hops.
 router = APIRouter()
 api = APIRouter(responses=schemas.COMMON_ERRORS)
-NOT_FOUND = {404: schemas.error("Unknown task (or another owner's)")}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: schemas.error("Unknown task (or another owner's)")}
 
 
 async def services(request: Request) -> Services:

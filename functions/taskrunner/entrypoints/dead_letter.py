@@ -33,4 +33,6 @@ def process_batch(event: dict[str, Any], context: Any, services: Services) -> di
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(event=event, record_handler=lambda record: fail_record(record, services), processor=processor, context=context)
+    return process_partial_response(  # type: ignore[return-value]
+        event=event, record_handler=lambda record: fail_record(record, services), processor=processor, context=context
+    )

@@ -47,4 +47,6 @@ def process_batch(event: dict[str, Any], context: Any, services: Services) -> di
             logger.exception("callback record failed; it will be redelivered", extra={"message_id": record.message_id})
             raise
 
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    return process_partial_response(  # type: ignore[return-value]
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
