@@ -9,6 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.support.receiver import CallbackReceiver
 from tests.support.stack import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -107,7 +108,13 @@ def test_dashboard_is_served_without_a_key_and_refuses_other_paths(stack):
         assert client.get("/api/tasks").status_code == 401  # the page is public, the API is not
 
 
-def test_submit_from_generated_form_and_watch_it_complete_live(stack, page: Page):
+@pytest.fixture
+def receiver():
+    with CallbackReceiver() as running:
+        yield running
+
+
+def test_submit_from_generated_form_and_watch_it_complete_live(stack, page: Page, receiver):
     connect(page, stack)
     page.evaluate("() => { window.__sameDocument = true; }")
     # Records every status and percentage the "submitted" line shows, as the page changes it.
@@ -123,6 +130,8 @@ def test_submit_from_generated_form_and_watch_it_complete_live(stack, page: Page
         }"""
     )
     page.fill("#param-seconds", "2")
+    page.click("#submit-form details.advanced summary")
+    page.fill("#opt-callback", receiver.url)
     page.click("#submit-button")
     submitted = page.locator("#submitted")
     expect(submitted).to_be_visible()
@@ -152,6 +161,9 @@ def test_submit_from_generated_form_and_watch_it_complete_live(stack, page: Page
     expect(page.locator("#detail-attempts")).to_have_text("1 of 3")
     expect(page.locator("#detail-progress-text")).to_contain_text("100%")
     expect(page.locator("#detail-cancel")).to_be_hidden()
+    # the callback is delivered after the task ended: the open detail catches up by itself
+    expect(page.locator("#detail-callback-status")).to_have_text("DELIVERED", timeout=30_000)
+    assert len(receiver.requests) == 1
     assert page.url.endswith(f"#/tasks/{task_id}")
     assert page.evaluate("() => window.__sameDocument === true"), "the page reloaded"
     with stack.client() as client:

@@ -373,6 +373,13 @@
   }
 
   function renderRows(tasks) {
+    const shown = [...state.rows.keys()];
+    if (shown.length === tasks.length && tasks.every((t, i) => t.task_id === shown[i])) {
+      // The same tasks in the same order: update the rows in place (keeps focus and hover).
+      for (const listed of tasks) fillRow(state.rows.get(listed.task_id), applyUpdateQuiet(listed));
+      $("#list-empty").hidden = tasks.length > 0;
+      return;
+    }
     state.rows = new Map();
     const rows = tasks.map((listed) => {
       const task = applyUpdateQuiet(listed);
@@ -394,6 +401,14 @@
     });
     $("#task-rows").replaceChildren(...rows);
     $("#list-empty").hidden = tasks.length > 0;
+    forgetUnseen();
+  }
+
+  // Keep what is on screen or followed; forget the rest of what earlier pages showed.
+  function forgetUnseen() {
+    for (const id of [...state.tasks.keys()]) {
+      if (!state.rows.has(id) && !state.streams.has(id) && id !== state.selected && id !== state.lastSubmitted) state.tasks.delete(id);
+    }
   }
 
   // The newest of the listed snapshot and what the stream already told us, without re-rendering.
@@ -916,11 +931,23 @@
     if (!state.connected) return;
     const jobs = [loadList()];
     if (state.countsDirty || Date.now() - state.countsAt > COUNTS_EVERY_MS) jobs.push(loadCounts());
+    const shown = state.selected ? state.tasks.get(state.selected) : null;
+    if (shown && !state.streams.has(shown.task_id) && callbackPending(shown)) jobs.push(reloadSelected(shown.task_id));
     try {
       await Promise.all(jobs);
     } catch (err) {
       report(err, "Refreshing");
     }
+  }
+
+  // The stream ends with the task; its callback may still be on its way.
+  function callbackPending(task) {
+    return TERMINAL.has(task.status) && task.callback && (task.callback.status === "PENDING" || task.callback.status === "RETRYING");
+  }
+
+  async function reloadSelected(id) {
+    const task = await api(`api/tasks/${encodeURIComponent(id)}/state`);
+    applyUpdate(task);
   }
 
   function scheduleRefresh(delay) {
