@@ -61,7 +61,6 @@ def page(browser: Browser):
             problems.append(f"console {msg.type}: {msg.text}")
 
     opened.on("console", console)
-    opened.problems = problems  # type: ignore[attr-defined]
     yield opened
     context.close()
     assert not problems, problems
