@@ -24,4 +24,4 @@ def run(params: SleepParameters, ctx: TaskContext) -> dict[str, object]:
 
 
 def register(registry: TaskRegistry) -> None:
-    registry.register("sleep", run, SleepParameters, description="Sleeps for `seconds`, reporting progress every second.", timeout_seconds=900)
+    registry.register("sleep", run, SleepParameters, description="Sleeps for `seconds`, reporting progress every second.", timeout_seconds=840)
