@@ -129,6 +129,7 @@ class _TooLarge(Exception):
 
 def create_app(services_provider: Callable[[], Services] = get_services, *, docs: bool = True, max_body_bytes: int = 256 * 1024) -> FastAPI:
     from .api_routes import router
+    from .dashboard import router as dashboard_router
 
     app = FastAPI(
         title="Task API",
@@ -141,7 +142,7 @@ def create_app(services_provider: Callable[[], Services] = get_services, *, docs
     app.state.services_provider = services_provider
     install_error_handlers(app)
     app.include_router(router)
-    app.include_router(__import__("taskrunner.entrypoints.dashboard", fromlist=["router"]).router)
+    app.include_router(dashboard_router)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     return app
 
