@@ -116,12 +116,13 @@ class Runner:
                 Row(
                     f"{name}.error",
                     name,
-                    f"failed: {type(exc).__name__}: {str(exc)[:300]}",
+                    f"failed: {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[-1][:200]}",
                     "error",
                     ok=False,
                     command=command(name, self.args.quick),
                 )
             ]
+            self.report.details.setdefault("errors", {})[name] = traceback.format_exc()[-4000:]
         self.report.extend(rows)
         self.report.details.setdefault("step_seconds", {})[name] = round(time.monotonic() - started, 1)
         self.log(f"{name} done in {time.monotonic() - started:.0f} s")

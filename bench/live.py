@@ -4,7 +4,9 @@ and status change -> Server-Sent Event latency."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -55,6 +57,7 @@ def bench_submit(stack: LocalStack, counts: LiveCounts, details: dict[str, Any],
         wait_idle(client, 120)
     bad = [s for s in single if s.status != 202]
     one = summary([s.seconds for s in single if s.status == 202], scale=1000)
+    parts = _parts(stack, max(30, counts.submit_single // 3))
 
     started = time.monotonic()
     jobs = list(range(counts.submit_concurrent))
@@ -72,6 +75,7 @@ def bench_submit(stack: LocalStack, counts: LiveCounts, details: dict[str, Any],
         "non_202": len(bad),
         "throttled_retries": sum(s.throttled for s in [*single, *many]),
         "errors": [s.error for s in bad[:5]],
+        "parts_ms": parts,
     }
     n16 = counts.concurrent_clients
     rows = [
@@ -94,6 +98,36 @@ def bench_submit(stack: LocalStack, counts: LiveCounts, details: dict[str, Any],
             "ms",
             "<= 50 ms",
             at_most(one.get("p99"), 50),
+            cmd,
+        ),
+        Row(
+            "submit.parts.idle",
+            "1 submit latency",
+            "the same submit with the worker idle (delay_seconds=900, cancelled after), 1 client, p50",
+            parts["worker_idle"].get("p50"),
+            "ms",
+            "",
+            None,
+            cmd,
+        ),
+        Row(
+            "submit.parts.http",
+            "1 submit latency",
+            "the same HTTP path without AWS calls (GET /api/callback-secret), 1 client, p50",
+            parts["no_aws_call"].get("p50"),
+            "ms",
+            "",
+            None,
+            cmd,
+        ),
+        Row(
+            "submit.parts.aws",
+            "1 submit latency",
+            "the submit's two AWS calls alone (PutItem + SendMessage to the local moto server), p50 each",
+            f"{parts['put_item'].get('p50')} + {parts['send_message'].get('p50')} ms",
+            "",
+            "",
+            None,
             cmd,
         ),
         Row(
@@ -126,6 +160,52 @@ def bench_submit(stack: LocalStack, counts: LiveCounts, details: dict[str, Any],
     if bad:
         rows.append(Row("submit.errors", "1 submit latency", "responses other than 202", len(bad), "", "0", False, cmd))
     return rows
+
+
+def _parts(stack: LocalStack, n: int) -> dict[str, dict[str, float | int]]:
+    """Where a submit's time goes: the same HTTP path through the front and the API function
+    without any AWS call, and the AWS calls alone from a boto3 client of this process."""
+    import boto3
+    from botocore.config import Config
+
+    with stack.client() as client:
+        plain = []
+        for i in range(n + 1):
+            started = time.perf_counter()
+            client.get("/api/callback-secret").raise_for_status()
+            if i:
+                plain.append(time.perf_counter() - started)
+        # The same submit with the worker idle: the message stays invisible (DelaySeconds) until
+        # the task is cancelled, so nothing else runs while it is timed.
+        delayed = [submit(client, {**sum_body(i), "delay_seconds": 900}) for i in range(n + 1)]
+        for d in delayed:
+            if d.task_id:
+                client.post(f"/api/tasks/{d.task_id}/cancel").raise_for_status()
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+    config = Config(retries={"max_attempts": 1})
+    ddb = session.client("dynamodb", endpoint_url=stack.state["endpoint"], config=config)
+    sqs = session.client("sqs", endpoint_url=stack.state["endpoint"], config=config)
+    table = stack.state["physical"]["TasksTable"]["Ref"]
+    queue = sqs.create_queue(QueueName="bench-probe")["QueueUrl"]  # no function reads it
+    put, send = [], []
+    for i in range(n + 1):
+        # outside every index of the table (no created_key, status_key or sweep_pk)
+        item = {"task_id": {"S": f"bench-probe-{uuid.uuid4()}"}, "payload": {"S": "x" * 500}}
+        started = time.perf_counter()
+        ddb.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(task_id)")
+        middle = time.perf_counter()
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"probe": i}))
+        if i:
+            put.append(middle - started)
+            send.append(time.perf_counter() - middle)
+    return {
+        "worker_idle": summary([d.seconds for d in delayed[1:] if d.status == 202], scale=1000),
+        "no_aws_call": summary(plain, scale=1000),
+        "put_item": summary(put, scale=1000),
+        "send_message": summary(send, scale=1000),
+    }
 
 
 def bench_throughput(stack: LocalStack, counts: LiveCounts, details: dict[str, Any], quick: bool) -> list[Row]:
