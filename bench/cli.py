@@ -73,11 +73,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _stop_on_sigterm() -> None:
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM end the run the same way: stacks stopped, results so far written
+    (SIGINT is restored even when the shell started us with it ignored)."""
+
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class Runner:
@@ -207,7 +211,7 @@ NOTES = [
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    _stop_on_sigterm()
+    _stop_on_signals()
     runner = Runner(args)
     report = runner.report
     report.notes.extend(NOTES)
