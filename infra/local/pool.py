@@ -82,13 +82,40 @@ class FunctionPool:
             self._idle.put_nowait(env)
 
     async def _acquire(self) -> _Environment:
-        try:
-            return self._idle.get_nowait()
-        except asyncio.QueueEmpty:
-            pass
+        while True:
+            try:
+                env = self._idle.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            if env.proc.returncode is None:
+                return env
+            self._lost_while_idle(env)
         env = await self._spawn()
         self._count += 1
         return env
+
+    def _lost_while_idle(self, env: _Environment) -> None:
+        self._count -= 1
+        self.stats["crashes"] += 1
+        log.warning("%s: environment pid %s exited while idle; replaced", self.name, env.proc.pid)
+
+    async def _send(self, request: dict[str, Any]) -> _Environment:
+        """Hand the request to a live environment. One that died while idle (killed, out of
+        memory) never saw the event: it is replaced and the event goes to another, as on
+        Lambda, instead of failing the invocation (and an SQS batch with it)."""
+        line = json.dumps(request).encode() + b"\n"
+        for _ in range(self.size + 1):
+            env = await self._acquire()
+            assert env.proc.stdin is not None
+            try:
+                env.proc.stdin.write(line)
+                await env.proc.stdin.drain()
+                return env
+            except (ConnectionError, BrokenPipeError):
+                self._lost_while_idle(env)
+                if env.proc.returncode is None:
+                    env.proc.kill()
+        raise InvocationError("Runtime.ExitError", f"{self.name}: no execution environment stayed up")
 
     def _discard(self, env: _Environment) -> None:
         self._count -= 1
@@ -98,7 +125,6 @@ class FunctionPool:
     async def invoke(self, event: dict[str, Any], *, timeout: float | None = None) -> Any:
         limit = timeout or self.timeout
         async with self._slots:
-            env = await self._acquire()
             self.stats["invocations"] += 1
             request_id = str(uuid.uuid4())
             request = {
@@ -107,10 +133,9 @@ class FunctionPool:
                 "request_id": request_id,
                 "deadline_ms": time.time() * 1000 + limit * 1000,
             }
-            assert env.proc.stdin is not None and env.proc.stdout is not None
+            env = await self._send(request)
+            assert env.proc.stdout is not None
             try:
-                env.proc.stdin.write(json.dumps(request).encode() + b"\n")
-                await env.proc.stdin.drain()
                 line = await asyncio.wait_for(env.proc.stdout.readline(), timeout=limit)
             except TimeoutError:
                 self.stats["timeouts"] += 1
