@@ -151,26 +151,33 @@ def stored_tasks(endpoint: str, table: str) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------------------ 1. worker killed
 def test_worker_killed_mid_task_is_redriven_and_completes(tmp_path: Path) -> None:
+    # PENDING_GRACE_SECONDS stays at its local 30 s: a re-driven message that got lost again
+    # (e.g. handed to a dead environment) would need a second re-drive and miss the deadline.
     with running(tmp_path, args=FAST) as stack, stack.client() as client:
         task_id = submit(client, {"name": "sleep", "parameters": {"seconds": 4}, "timeout_seconds": 5})
         poll(lambda: state(client, task_id)["status"] == "RUNNING", 20, message="task RUNNING")
         assert state(client, task_id)["attempts"] == 1
+        # a second, quick task while the first runs: the worker then has an idle environment too
+        quick = submit(client, {"name": "sum", "parameters": {"a": 1, "b": 2}})
+        assert wait_terminal(client, [quick], 20)[quick]["status"] == "COMPLETED"
+        assert state(client, task_id)["status"] == "RUNNING"
         workers = function_processes(stack.proc.pid, WORKER)
-        assert workers, "no worker execution environment under the runner"
+        assert len(workers) >= 2, workers
         killed_at = time.monotonic()
-        kill(workers, signal.SIGKILL)
+        kill(workers, signal.SIGKILL)  # the busy environment and the idle one
         assert not wait_gone(workers, 5), "worker processes survived SIGKILL"
 
-        final = wait_terminal(client, [task_id], 40)[task_id]
+        final = wait_terminal(client, [task_id], 25)[task_id]
         recovered = time.monotonic() - killed_at
         assert final["status"] == "COMPLETED", final
         assert final["result"]["slept_seconds"] == 4
         assert final["attempts"] == 2
         assert final["error"] is None
-        assert "environment crashed" in stack.log()
-        # lease (timeout 5 s + grace 1 s) runs out, the reconciler re-drives, the task runs 4 s again
-        assert recovered < 30, recovered
-        print(f"killed {len(workers)} worker environment(s); COMPLETED on attempt 2, {recovered:.1f} s after the kill")
+        # lease (timeout 5 s + grace 1 s) runs out, the reconciler re-drives, the task runs 4 s again;
+        # only the invocation in progress failed, not the re-drive that met the dead idle environment
+        log = stack.log()
+        assert log.count("environment crashed during invocation") == 1, log
+        print(f"killed {len(workers)} worker environments; COMPLETED on attempt 2, {recovered:.1f} s after the kill")
 
 
 # ------------------------------------------------------------------------------ 2. duplicate delivery
