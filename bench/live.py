@@ -131,6 +131,16 @@ def bench_submit(stack: LocalStack, counts: LiveCounts, details: dict[str, Any],
             cmd,
         ),
         Row(
+            "submit.parts.client_cpu",
+            "1 submit latency",
+            "CPU of one AWS call in a boto3 client (botocore: build, sign, send, parse; this machine), mean",
+            parts["client_cpu_per_call_ms"].get("mean"),
+            "ms",
+            "",
+            None,
+            cmd,
+        ),
+        Row(
             "submit.16.p50",
             "1 submit latency",
             f"{n16} concurrent clients, p50 (n={conc.get('count')})",
@@ -190,6 +200,7 @@ def _parts(stack: LocalStack, n: int) -> dict[str, dict[str, float | int]]:
     table = stack.state["physical"]["TasksTable"]["Ref"]
     queue = sqs.create_queue(QueueName="bench-probe")["QueueUrl"]  # no function reads it
     put, send = [], []
+    cpu = time.thread_time()
     for i in range(n + 1):
         # outside every index of the table (no created_key, status_key or sweep_pk)
         item = {"task_id": {"S": f"bench-probe-{uuid.uuid4()}"}, "payload": {"S": "x" * 500}}
@@ -200,7 +211,9 @@ def _parts(stack: LocalStack, n: int) -> dict[str, dict[str, float | int]]:
         if i:
             put.append(middle - started)
             send.append(time.perf_counter() - middle)
+    cpu = time.thread_time() - cpu
     return {
+        "client_cpu_per_call_ms": {"count": 2 * (n + 1), "mean": round(cpu * 1000 / (2 * (n + 1)), 2)},
         "worker_idle": summary([d.seconds for d in delayed[1:] if d.status == 202], scale=1000),
         "no_aws_call": summary(plain, scale=1000),
         "put_item": summary(put, scale=1000),
