@@ -31,8 +31,6 @@ def test_round_trip_of_every_field(repo):
     )
     repo.create(task)
     assert repo.get("t-001") == task
-    with pytest.raises(TaskAlreadyExistsError):
-        repo.create(task)
     assert repo.get("missing") is None
 
 
@@ -98,3 +96,16 @@ def test_idempotency_key_is_written_atomically_with_the_task(repo):
         repo.create(make(2, idempotency_key="abc"), idempotency_hash="h2")
     assert repo.get("t-002") is None  # the transaction wrote nothing
     assert repo.get("idem#default#abc") is None  # key records are not tasks
+
+
+def test_retried_create_after_a_lost_answer_is_not_a_conflict(repo):
+    task = make(1)
+    repo.create(task)
+    repo.create(task)  # the same write again (botocore's retry after a lost answer): no error
+    keyed = make(2, idempotency_key="k")
+    repo.create(keyed, idempotency_hash="h")
+    repo.create(keyed, idempotency_hash="h")
+    with pytest.raises(TaskAlreadyExistsError):
+        repo.create(dataclasses.replace(make(1), name="other"))  # a different task under the same id
+    with pytest.raises(TaskAlreadyExistsError):
+        repo.create(make(3, idempotency_key="k"), idempotency_hash="h")  # the key belongs to t-002

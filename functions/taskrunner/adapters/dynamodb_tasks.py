@@ -173,6 +173,13 @@ def decode_cursor(cursor: str, allowed: Iterable[str]) -> dict[str, Any]:
     return key
 
 
+def _same_task(item: Mapping[str, Any] | None, task: Task) -> bool:
+    """Whether a stored item is this very task (written by an earlier try of the same request)."""
+    if not item:
+        return False
+    return all(item.get(k, {}).get("S") == v for k, v in (("owner", task.owner), ("created_at", task.created_at), ("name", task.name)))
+
+
 class DynamoDbTaskRepository:
     def __init__(self, client: Any, table_name: str) -> None:
         self._db = client
@@ -186,10 +193,15 @@ class DynamoDbTaskRepository:
         if task.idempotency_key is None:
             try:
                 self._db.put_item(
-                    TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(task_id)"
+                    TableName=self._table,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(task_id)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except ClientError as exc:
                 if error_code(exc) == "ConditionalCheckFailedException":
+                    if _same_task(exc.response.get("Item"), task):
+                        return  # a retry of our own write whose first answer was lost
                     raise TaskAlreadyExistsError(task.task_id) from None
                 raise unavailable("DynamoDB", exc) from exc
             except BotoCoreError as exc:
@@ -204,13 +216,19 @@ class DynamoDbTaskRepository:
         try:
             self._db.transact_write_items(
                 TransactItems=[
-                    {"Put": {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(task_id)"}},
-                    {"Put": {"TableName": self._table, "Item": idem, "ConditionExpression": "attribute_not_exists(task_id)"}},
-                ]
+                    {"Put": {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(task_id)", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
+                    {"Put": {"TableName": self._table, "Item": idem, "ConditionExpression": "attribute_not_exists(task_id)", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
+                ],
+                # DynamoDB answers a retry with the same token (within 10 minutes) as a success
+                ClientRequestToken=task.task_id[:36],
             )
         except ClientError as exc:
             if error_code(exc) == "TransactionCanceledException":
                 reasons = exc.response.get("CancellationReasons") or []
+                old_task = reasons[0].get("Item") if reasons else None
+                old_key = reasons[1].get("Item") if len(reasons) > 1 else None
+                if _same_task(old_task, task) or (old_key or {}).get("target_task_id", {}).get("S") == task.task_id:
+                    return  # a retry of our own write whose first answer was lost
                 if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons) or not reasons:
                     raise TaskAlreadyExistsError(task.task_id) from None
             raise unavailable("DynamoDB", exc) from exc

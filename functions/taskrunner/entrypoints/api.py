@@ -70,6 +70,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _busy(_: Request, exc: errors.ConditionFailedError) -> JSONResponse:
         return _detail(409, f"task {exc.task_id} is changing; try again", {"Retry-After": "1"})
 
+    @app.exception_handler(errors.TaskAlreadyExistsError)
+    async def _collision(_: Request, exc: errors.TaskAlreadyExistsError) -> JSONResponse:
+        return _detail(503, "could not store the task; nothing was accepted, try again", {"Retry-After": "1"})
+
     @app.exception_handler(errors.DependencyUnavailableError)
     async def _unavailable(_: Request, exc: errors.DependencyUnavailableError) -> JSONResponse:
         return _detail(503, f"{exc.dependency} is unavailable; nothing was changed, try again", {"Retry-After": "5"})
