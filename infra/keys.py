@@ -54,7 +54,9 @@ def _target(args: argparse.Namespace) -> tuple[Any, str, dict[str, Any]]:
     elif not table:
         state_file = Path(args.state_file)
         if not state_file.exists():
-            raise SystemExit(f"no running local stack ({state_file} missing): start `make run`, or pass --stack/--table")
+            raise SystemExit(
+                f"no running local stack ({state_file} missing): start `make run`, or pass --stack/--table"
+            )
         state = json.loads(state_file.read_text())
         endpoint = state["endpoint"]
         table = state["physical"]["ApiKeysTable"]["Ref"]
@@ -66,7 +68,9 @@ def _target(args: argparse.Namespace) -> tuple[Any, str, dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.keys", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.keys", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--stack", help="deployed stack name (reads its ApiKeysTableName output)")
     parser.add_argument("--table", help="API keys table name")
     parser.add_argument("--state-file", default=str(ROOT / ".local" / "runner.json"))
@@ -80,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     secret = sub.add_parser("secret", help="print an owner's callback signing secret")
     secret.add_argument("--owner", required=True)
     args = parser.parse_args(argv)
-    store, table, state = _target(args)
+    store, _table, state = _target(args)
     if args.command == "create":
         raw, record = create_key(store, args.owner, args.name)
         print(json.dumps({"api_key": raw, **record.to_public()}, indent=2))
@@ -88,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "list":
         for record in store.all():
             status = f"revoked {record.revoked_at}" if record.revoked_at else "active"
-            print(f"{record.key_id}  owner={record.owner}  name={record.name or '-'}  created={record.created_at}  {status}")
+            name = record.name or "-"
+            print(f"{record.key_id}  owner={record.owner}  name={name}  created={record.created_at}  {status}")
     elif args.command == "revoke":
         found = store.revoke(args.key_id, now())
         if found is None:

@@ -69,7 +69,10 @@ def build_services(settings: Settings, *, registry: TaskRegistry | None = None, 
         tasks=TaskService(repository, queue, catalog, policy=policy, url_check=egress.check_url, telemetry=telemetry),
         worker=WorkerService(repository, queue, catalog, messages, http, policy=policy, telemetry=telemetry),
         callbacks=CallbackService(
-            repository, WebhookSender(http, lambda owner: owner_signing_secret(master(), owner)), policy=policy, telemetry=telemetry
+            repository,
+            WebhookSender(http, lambda owner: owner_signing_secret(master(), owner)),
+            policy=policy,
+            telemetry=telemetry,
         ),
         reconciler=Reconciler(repository, queue, policy=policy, telemetry=telemetry),
         repository=repository,
@@ -77,7 +80,9 @@ def build_services(settings: Settings, *, registry: TaskRegistry | None = None, 
         messages=messages,
         authenticator=Authenticator(keys) if settings.auth_required else None,
         master_secret=master,
-        rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst) if settings.rate_limit_per_second > 0 else None,
+        rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+        if settings.rate_limit_per_second > 0
+        else None,
         keys=keys,
     )
 

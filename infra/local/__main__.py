@@ -38,15 +38,39 @@ DEV_API_KEY = "tr_dev00000_local-development-key"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m infra.local", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m infra.local", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")), help="HTTP front port (default 8000, or $PORT)")
-    p.add_argument("--endpoint", default=os.environ.get("AWS_ENDPOINT_URL", ""), help="AWS endpoint to use instead of the embedded one (LocalStack, a moto server, or empty for embedded)")
+    p.add_argument(
+        "--port", type=int, default=int(os.environ.get("PORT", "8000")), help="HTTP front port (default 8000, or $PORT)"
+    )
+    p.add_argument(
+        "--endpoint",
+        default=os.environ.get("AWS_ENDPOINT_URL", ""),
+        help="AWS endpoint to use instead of the embedded one (LocalStack, a moto server, or empty for embedded)",
+    )
     p.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "4566")))
-    p.add_argument("--max-concurrency", type=int, default=int(os.environ.get("LOCAL_MAX_CONCURRENCY", "4")), help="cap on each function's concurrent environments")
-    p.add_argument("--reconcile-every", type=float, default=float(os.environ.get("RECONCILE_EVERY", "10")), help="seconds between reconciler runs (AWS: the template's schedule)")
-    p.add_argument("--prefix", default=os.environ.get("LOCAL_STACK_PREFIX", "taskrunner-local"), help="name prefix of the tables and queues")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra environment variable for every function")
+    p.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=int(os.environ.get("LOCAL_MAX_CONCURRENCY", "4")),
+        help="cap on each function's concurrent environments",
+    )
+    p.add_argument(
+        "--reconcile-every",
+        type=float,
+        default=float(os.environ.get("RECONCILE_EVERY", "10")),
+        help="seconds between reconciler runs (AWS: the template's schedule)",
+    )
+    p.add_argument(
+        "--prefix",
+        default=os.environ.get("LOCAL_STACK_PREFIX", "taskrunner-local"),
+        help="name prefix of the tables and queues",
+    )
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="extra environment variable for every function"
+    )
     p.add_argument("--state-file", default=os.environ.get("LOCAL_STATE_FILE", str(ROOT / ".local" / "runner.json")))
     p.add_argument("--verbose", action="store_true")
     return p.parse_args(argv)
@@ -122,7 +146,9 @@ class Stack:
 
             from ..keys import create_key
 
-            store = DynamoDbApiKeyStore(session.client("dynamodb", endpoint_url=endpoint), resolver.physical["ApiKeysTable"]["Ref"])
+            store = DynamoDbApiKeyStore(
+                session.client("dynamodb", endpoint_url=endpoint), resolver.physical["ApiKeysTable"]["Ref"]
+            )
             await asyncio.to_thread(create_key, store, "dev", "local development key", api_key)
             self.summary.append(("API key", f"{api_key}  (owner 'dev'; send as X-Api-Key)"))
         local_env = load_local_env()
@@ -148,7 +174,11 @@ class Stack:
             envs[name] = child_env(base_env, resolved)
             envs[name]["PATH"] = os.path.dirname(sys.executable) + os.pathsep + envs[name].get("PATH", "")
 
-        sqs = session.client("sqs", endpoint_url=endpoint, config=Config(max_pool_connections=64, retries={"max_attempts": 3, "mode": "standard"}))
+        sqs = session.client(
+            "sqs",
+            endpoint_url=endpoint,
+            config=Config(max_pool_connections=64, retries={"max_attempts": 3, "mode": "standard"}),
+        )
         arn_to_logical = {v["Arn"]: k for k, v in resolver.physical.items() if "Arn" in v}
         stream_base = None
         api_pool = None
@@ -162,13 +192,23 @@ class Stack:
                     "/bin/sh", str(script), env=env, cwd=fn_dir, preexec_fn=die_with_parent
                 )
                 stream_base = f"http://127.0.0.1:{port}"
-                self.summary.append((name, f"Lambda Web Adapter style: {spec.handler} -> uvicorn on {stream_base} (response streaming)"))
+                self.summary.append(
+                    (name, f"Lambda Web Adapter style: {spec.handler} -> uvicorn on {stream_base} (response streaming)")
+                )
                 continue
             sqs_events = spec.events_of("SQS")
             size = args.max_concurrency if spec.events_of("HttpApi") or spec.events_of("Api") else 1
             if sqs_events:
-                size = min(args.max_concurrency, sum(int(resolver.resolve((e.get("ScalingConfig") or {}).get("MaximumConcurrency", 2))) for e in sqs_events.values()))
-            pool = FunctionPool(name, spec.handler, env, timeout=spec.timeout, memory=spec.memory, size=max(1, size), cwd=fn_dir)
+                size = min(
+                    args.max_concurrency,
+                    sum(
+                        int(resolver.resolve((e.get("ScalingConfig") or {}).get("MaximumConcurrency", 2)))
+                        for e in sqs_events.values()
+                    ),
+                )
+            pool = FunctionPool(
+                name, spec.handler, env, timeout=spec.timeout, memory=spec.memory, size=max(1, size), cwd=fn_dir
+            )
             self.pools[name] = pool
             roles = []
             if spec.events_of("HttpApi") or spec.events_of("Api"):
@@ -177,7 +217,10 @@ class Stack:
             for event_name, props in sqs_events.items():
                 arn = resolver.resolve(props["Queue"])
                 logical = arn_to_logical[arn]
-                concurrency = min(int(resolver.resolve((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 2))), args.max_concurrency)
+                concurrency = min(
+                    int(resolver.resolve((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 2))),
+                    args.max_concurrency,
+                )
                 source = SqsEventSource(
                     f"{name}/{event_name}",
                     sqs,
@@ -191,7 +234,7 @@ class Stack:
                 )
                 self.sources.append(source)
                 roles.append(f"SQS {logical} (batch {source.batch_size}, concurrency {concurrency})")
-            for event_name, props in {**spec.events_of("ScheduleV2"), **spec.events_of("Schedule")}.items():
+            for props in {**spec.events_of("ScheduleV2"), **spec.events_of("Schedule")}.values():
                 expr = props.get("ScheduleExpression") or props.get("Schedule")
                 roles.append(f"schedule {expr} -> every {args.reconcile_every:g} s locally")
                 self.tasks.append(asyncio.create_task(self._schedule(pool, args.reconcile_every, name)))
@@ -236,7 +279,7 @@ class Stack:
             }
             try:
                 await pool.invoke(event)
-            except Exception as exc:  # noqa: BLE001 - keep the schedule going
+            except Exception as exc:
                 log.warning("%s: scheduled run failed: %s", name, exc)
 
     async def stop(self) -> None:
@@ -253,8 +296,9 @@ class Stack:
 
 
 async def amain(args: argparse.Namespace) -> None:
-    import uvicorn
     from concurrent.futures import ThreadPoolExecutor
+
+    import uvicorn
 
     # Pollers block in long polls: give them threads enough that none waits for another.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=128, thread_name_prefix="local"))
@@ -264,7 +308,15 @@ async def amain(args: argparse.Namespace) -> None:
     except BaseException:
         await stack.stop()
         raise
-    config = uvicorn.Config(front, host=args.host, port=args.port, log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=2)
+    config = uvicorn.Config(
+        front,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     while not server.started:
@@ -278,7 +330,10 @@ async def amain(args: argparse.Namespace) -> None:
     width = max(len(k) for k, _ in stack.summary)
     lines = [f"  {k.ljust(width)}  {v}" for k, v in stack.summary]
     print("taskrunner local stack\n" + "\n".join(lines), flush=True)
-    print(f"ready in {stack.ready_seconds + 0:.1f} s: http://{args.host}:{args.port}  (docs: /docs; Ctrl-C stops)", flush=True)
+    print(
+        f"ready in {stack.ready_seconds + 0:.1f} s: http://{args.host}:{args.port}  (docs: /docs; Ctrl-C stops)",
+        flush=True,
+    )
     try:
         await serving
     finally:
@@ -287,7 +342,9 @@ async def amain(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    )
     for noisy in ("botocore", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

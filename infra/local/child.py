@@ -48,7 +48,7 @@ def main() -> None:
         try:
             answer["result"] = handler(request["event"], context)
             answer["ok"] = True
-        except Exception as exc:  # noqa: BLE001 - reported to the parent like Lambda does
+        except Exception as exc:
             answer["ok"] = False
             answer["error"] = {
                 "errorType": type(exc).__name__,

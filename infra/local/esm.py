@@ -25,7 +25,9 @@ def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str
             "ApproximateReceiveCount": attrs.get("ApproximateReceiveCount", "1"),
             "SentTimestamp": attrs.get("SentTimestamp", str(int(time.time() * 1000))),
             "SenderId": attrs.get("SenderId", "AIDAIENQZJOLO23YVJ4VO"),
-            "ApproximateFirstReceiveTimestamp": attrs.get("ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))),
+            "ApproximateFirstReceiveTimestamp": attrs.get(
+                "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))
+            ),
         },
         "messageAttributes": message.get("MessageAttributes", {}),
         "md5OfBody": message.get("MD5OfBody") or hashlib.md5(body.encode()).hexdigest(),  # noqa: S324 - SQS's own checksum
@@ -73,7 +75,7 @@ class SqsEventSource:
         while not self._stopping:
             try:
                 messages = await asyncio.to_thread(self._receive)
-            except Exception as exc:  # noqa: BLE001 - the endpoint may be restarting
+            except Exception as exc:
                 log.warning("%s: receive failed: %s", self.name, exc)
                 await asyncio.sleep(1)
                 continue
@@ -117,5 +119,5 @@ class SqsEventSource:
         try:
             answer = self._sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
             self.stats["deleted"] += len(answer.get("Successful", []))
-        except Exception as exc:  # noqa: BLE001 - messages are redelivered; claims make that safe
+        except Exception as exc:
             log.warning("%s: delete failed: %s", self.name, exc)

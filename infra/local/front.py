@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import re
@@ -31,7 +32,9 @@ def wants_stream(method: str, path: str, headers: dict[str, str]) -> bool:
     return "text/event-stream" in accept or "application/json" not in accept
 
 
-def http_api_event(method: str, path: str, query: str, headers: dict[str, str], body: bytes, source_ip: str) -> dict[str, Any]:
+def http_api_event(
+    method: str, path: str, query: str, headers: dict[str, str], body: bytes, source_ip: str
+) -> dict[str, Any]:
     now = time.time()
     text_body = None
     is_b64 = False
@@ -140,7 +143,9 @@ class Front:
         await send({"type": "http.response.body", "body": body})
 
     async def _reply(self, send: Any, status: int, payload: dict[str, Any]) -> None:
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+        )
         await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
 
     async def _proxy_stream(self, path: str, query: str, headers: dict[str, str], receive: Any, send: Any) -> None:
@@ -151,7 +156,11 @@ class Front:
         async def pump() -> None:
             try:
                 async with self._client.stream("GET", url, headers=forward) as upstream:  # type: ignore[union-attr]
-                    passthrough = [(k.encode(), v.encode()) for k, v in upstream.headers.items() if k.lower() not in ("content-length", "transfer-encoding", "connection")]
+                    passthrough = [
+                        (k.encode(), v.encode())
+                        for k, v in upstream.headers.items()
+                        if k.lower() not in ("content-length", "transfer-encoding", "connection")
+                    ]
                     await send({"type": "http.response.start", "status": upstream.status_code, "headers": passthrough})
                     async for chunk in upstream.aiter_raw():
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -168,11 +177,9 @@ class Front:
 
         pumping = asyncio.create_task(pump())
         watching = asyncio.create_task(watch_disconnect())
-        done, pending = await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
+        _, pending = await asyncio.wait({pumping, watching}, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
         for task in pending:
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass

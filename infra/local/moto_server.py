@@ -110,7 +110,15 @@ def main() -> None:
 
     logging.getLogger("waitress").setLevel(logging.ERROR)
     # long polls hold a thread each: size the pool for every poller of the runner and more
-    serve(Dispatcher(), host=args.host, port=args.port, threads=96, connection_limit=1000, channel_timeout=120, ident="moto")
+    serve(
+        Dispatcher(),
+        host=args.host,
+        port=args.port,
+        threads=96,
+        connection_limit=1000,
+        channel_timeout=120,
+        ident="moto",
+    )
 
 
 if __name__ == "__main__":

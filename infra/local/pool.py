@@ -34,7 +34,9 @@ class _Environment:
 
 
 class FunctionPool:
-    def __init__(self, name: str, handler: str, env: dict[str, str], *, timeout: float, memory: int, size: int, cwd: str) -> None:
+    def __init__(
+        self, name: str, handler: str, env: dict[str, str], *, timeout: float, memory: int, size: int, cwd: str
+    ) -> None:
         self.name = name
         self.handler = handler
         self.env = env
@@ -140,7 +142,9 @@ class FunctionPool:
             except TimeoutError:
                 self.stats["timeouts"] += 1
                 self._discard(env)
-                log.warning("%s: invocation %s timed out after %.0f s; environment replaced", self.name, request_id, limit)
+                log.warning(
+                    "%s: invocation %s timed out after %.0f s; environment replaced", self.name, request_id, limit
+                )
                 raise InvocationError("Timeout", f"Task timed out after {limit:.2f} seconds") from None
             except (ConnectionError, BrokenPipeError):
                 line = b""

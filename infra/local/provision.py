@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -14,7 +15,9 @@ def physical_name(logical_id: str, prefix: str = STACK) -> str:
     return f"{prefix}-{logical_id}"
 
 
-def provision(template: dict[str, Any], resolver: Resolver, session: Any, endpoint_url: str | None, prefix: str = STACK) -> dict[str, dict[str, str]]:
+def provision(
+    template: dict[str, Any], resolver: Resolver, session: Any, endpoint_url: str | None, prefix: str = STACK
+) -> dict[str, dict[str, str]]:
     """Returns logical id -> attributes (Ref, Arn, QueueName...) for every resource made."""
     ddb = session.client("dynamodb", endpoint_url=endpoint_url)
     sqs = session.client("sqs", endpoint_url=endpoint_url)
@@ -36,10 +39,9 @@ def provision(template: dict[str, Any], resolver: Resolver, session: Any, endpoi
             desc = ddb.describe_table(TableName=name)["Table"]
         ttl = props.get("TimeToLiveSpecification")
         if ttl and ttl.get("Enabled"):
-            try:
+            # TTL only deletes expired items: an emulator without it still works
+            with contextlib.suppress(Exception):
                 ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
-            except Exception:  # noqa: BLE001 - TTL is best effort on emulators
-                pass
         physical[logical] = {"Ref": name, "Arn": desc["TableArn"]}
     # queues: dead-letter targets first, so RedrivePolicy can name their ARNs
     queues = resources_of(template, "AWS::SQS::Queue")
@@ -48,7 +50,13 @@ def provision(template: dict[str, Any], resolver: Resolver, session: Any, endpoi
         props = queues[logical].get("Properties", {})
         name = physical_name(logical, prefix)
         attrs: dict[str, str] = {}
-        for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds", "MaximumMessageSize"):
+        for key in (
+            "VisibilityTimeout",
+            "MessageRetentionPeriod",
+            "DelaySeconds",
+            "ReceiveMessageWaitTimeSeconds",
+            "MaximumMessageSize",
+        ):
             if key in props:
                 attrs[key] = str(props[key])
         if "RedrivePolicy" in props:

@@ -34,7 +34,24 @@ def _tag(name: str) -> Any:
     return construct
 
 
-for _name in ("Ref", "GetAtt", "Sub", "If", "Equals", "Not", "And", "Or", "Select", "Join", "Split", "FindInMap", "ImportValue", "GetAZs", "Base64", "Condition"):
+for _name in (
+    "Ref",
+    "GetAtt",
+    "Sub",
+    "If",
+    "Equals",
+    "Not",
+    "And",
+    "Or",
+    "Select",
+    "Join",
+    "Split",
+    "FindInMap",
+    "ImportValue",
+    "GetAZs",
+    "Base64",
+    "Condition",
+):
     _CfnLoader.add_constructor(f"!{_name}", _tag(_name))
 
 
@@ -60,7 +77,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self.ref(arg)
             if key == "Fn::GetAtt":
@@ -68,7 +85,9 @@ class Resolver:
                 return self.physical.get(logical, {}).get(attr, "")
             if key == "Fn::Sub":
                 template, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
-                return re.sub(r"\$\{([^}]+)\}", lambda m: str(extra.get(m.group(1), self._sub_var(m.group(1)))), template)
+                return re.sub(
+                    r"\$\{([^}]+)\}", lambda m: str(extra.get(m.group(1), self._sub_var(m.group(1)))), template
+                )
             if key == "Fn::If":
                 cond, yes, no = arg
                 return self.resolve(yes if self.conditions.get(cond, False) else no)

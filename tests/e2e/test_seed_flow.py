@@ -4,13 +4,11 @@ import concurrent.futures
 import json
 import subprocess
 import sys
-import time
 
-import httpx
 import pytest
+from taskrunner.adapters.webhook_sender import verify
 
 from infra.local.procs import free_port, wait_for_port
-from taskrunner.adapters.webhook_sender import verify
 from tests.support.receiver import CallbackReceiver, poll
 from tests.support.stack import LOCAL_SECRET, sse_events, start_stack
 
@@ -20,7 +18,9 @@ TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
 
 def run_seed_flow(stack):
     with stack.client() as client, CallbackReceiver() as receiver:
-        accepted = client.post("/api/tasks", json={"name": "sleep", "parameters": {"seconds": 2}, "callback_url": receiver.url})
+        accepted = client.post(
+            "/api/tasks", json={"name": "sleep", "parameters": {"seconds": 2}, "callback_url": receiver.url}
+        )
         assert accepted.status_code == 202, accepted.text
         task_id = accepted.json()["task_id"]
         assert accepted.json()["status"] == "PENDING"
@@ -39,7 +39,9 @@ def run_seed_flow(stack):
         delivered = receiver.wait_for(1, timeout=20)[0]
         assert verify(LOCAL_SECRET, delivered["headers"], delivered["body"])
         payload = json.loads(delivered["body"])
-        assert payload["task_id"] == task_id and payload["status"] == "COMPLETED" and payload["result"] == state["result"]
+        assert (
+            payload["task_id"] == task_id and payload["status"] == "COMPLETED" and payload["result"] == state["result"]
+        )
         poll(lambda: client.get(f"/api/tasks/{task_id}/state").json()["callback"]["status"] == "DELIVERED", 10)
         return task_id
 
@@ -51,7 +53,13 @@ def test_seed_000_walkthrough(stack):
 def test_fifty_concurrent_submissions_all_end(stack):
     def submit(i):
         with stack.client() as c:
-            r = c.post("/api/tasks", json={"name": "sum" if i % 2 else "prime", "parameters": {"numbers": [i, 1]} if i % 2 else {"n": i + 1}})
+            r = c.post(
+                "/api/tasks",
+                json={
+                    "name": "sum" if i % 2 else "prime",
+                    "parameters": {"numbers": [i, 1]} if i % 2 else {"n": i + 1},
+                },
+            )
             assert r.status_code == 202, r.text
             return r.json()["task_id"]
 
@@ -59,6 +67,7 @@ def test_fifty_concurrent_submissions_all_end(stack):
         ids = list(pool.map(submit, range(50)))
     assert len(set(ids)) == 50
     with stack.client() as client:
+
         def all_done():
             states = [client.get(f"/api/tasks/{i}/state").json() for i in ids]
             return states if all(s["status"] in TERMINAL for s in states) else None
@@ -71,15 +80,33 @@ def test_other_seed_shapes_and_routes(stack):
     with stack.client() as client:
         r = client.post("/api/tasks", json={"task_name": "sum", "task_parameters": {"a": 10, "b": 20}})
         assert r.status_code == 202
-        r2 = client.post("/api/tasks", json={"type": "message", "payload": {"content": "Hello World"}, "notify_url": None})
+        r2 = client.post(
+            "/api/tasks", json={"type": "message", "payload": {"content": "Hello World"}, "notify_url": None}
+        )
         assert r2.status_code == 202
         for tid in (r.json()["task_id"], r2.json()["task_id"]):
             poll(lambda tid=tid: client.get(f"/api/tasks/{tid}/state").json()["status"] == "COMPLETED", 20)
-        assert client.get(f"/api/tasks/{r.json()['task_id']}", headers={"accept": "application/json"}).json()["result"]["result"] == 30
+        assert (
+            client.get(f"/api/tasks/{r.json()['task_id']}", headers={"accept": "application/json"}).json()["result"][
+                "result"
+            ]
+            == 30
+        )
         assert "Hello World" in [m["content"] for m in client.get("/api/messages").json()["messages"]]
         types = client.get("/api/task-types").json()["task_types"]
-        assert {t["name"] for t in types} >= {"sleep", "prime", "fibonacci", "sum", "range_sum", "message", "http_request", "fail"}
-        assert client.get("/docs").status_code == 200 and client.get("/openapi.json").json()["info"]["title"] == "Task API"
+        assert {t["name"] for t in types} >= {
+            "sleep",
+            "prime",
+            "fibonacci",
+            "sum",
+            "range_sum",
+            "message",
+            "http_request",
+            "fail",
+        }
+        assert (
+            client.get("/docs").status_code == 200 and client.get("/openapi.json").json()["info"]["title"] == "Task API"
+        )
         assert client.get("/api/tasks/does-not-exist/state").status_code == 404
         assert client.get("/api/tasks/does-not-exist").status_code == 404
         bad = client.post("/api/tasks", content=b"{not json", headers={"content-type": "application/json"})
@@ -103,15 +130,25 @@ def test_cancel_running_task_and_resume_stream(stack):
 
 def test_failing_task_retries_then_fails(stack):
     with stack.client() as client:
-        tid = client.post("/api/tasks", json={"name": "fail", "parameters": {"message": "boom"}, "max_attempts": 2}).json()["task_id"]
+        tid = client.post(
+            "/api/tasks", json={"name": "fail", "parameters": {"message": "boom"}, "max_attempts": 2}
+        ).json()["task_id"]
         state = poll(lambda: (s := client.get(f"/api/tasks/{tid}/state").json())["status"] in TERMINAL and s, 30)
-        assert state["status"] == "FAILED" and state["attempts"] == 2 and state["error"] == {"type": "IntentionalFailure", "message": "boom"}
+        assert (
+            state["status"] == "FAILED"
+            and state["attempts"] == 2
+            and state["error"] == {"type": "IntentionalFailure", "message": "boom"}
+        )
 
 
 def test_against_a_separately_started_endpoint(tmp_path):
     """The way a LocalStack user runs it: the endpoint is named by AWS_ENDPOINT_URL."""
     port = free_port()
-    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert wait_for_port("127.0.0.1", port, 20)
         endpoint = f"http://127.0.0.1:{port}"

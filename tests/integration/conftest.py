@@ -5,12 +5,12 @@ import dataclasses
 import boto3
 import pytest
 from moto import mock_aws
-
-from infra.local.provision import provision
-from infra.local.template import Resolver, evaluate_conditions, load_template, parameter_defaults
 from taskrunner.bootstrap import build_services
 from taskrunner.config import Settings
 from taskrunner.domain.service import Policy
+
+from infra.local.provision import provision
+from infra.local.template import Resolver, evaluate_conditions, load_template, parameter_defaults
 
 SECRET = "whsec_aW50ZWdyYXRpb24tdGVzdC1zZWNyZXQ="
 
@@ -33,7 +33,12 @@ class Aws:
 
 @pytest.fixture
 def aws(monkeypatch):
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():

@@ -1,10 +1,10 @@
 import dataclasses
 
 import pytest
-
 from taskrunner.adapters.dynamodb_tasks import DynamoDbTaskRepository
 from taskrunner.domain.errors import ConditionFailedError, InvalidCursorError, TaskAlreadyExistsError, TaskNotFoundError
 from taskrunner.domain.models import ACTIVE_STATUSES, CallbackState, Expect, Progress, TaskError, TaskRef, TaskStatus
+
 from tests.unit.factories import a_task
 
 CLAIM = Expect(frozenset({TaskStatus.PENDING, TaskStatus.RETRYING}), lease_expired_before="2026-11-19T10:00:00.000Z")
@@ -36,13 +36,34 @@ def test_round_trip_of_every_field(repo):
 
 def test_claim_increments_attempts_and_returns_item(repo):
     repo.create(make(1))
-    claimed = repo.update(TaskRef("t-001", "default", "2026-11-19T09:00:01.000Z"), {"status": TaskStatus.RUNNING, "started_at": "2026-11-19T09:01:00.000Z", "lease_expires_at": "2026-11-19T09:02:00.000Z"}, CLAIM, increment_attempts=True)
+    claimed = repo.update(
+        TaskRef("t-001", "default", "2026-11-19T09:00:01.000Z"),
+        {
+            "status": TaskStatus.RUNNING,
+            "started_at": "2026-11-19T09:01:00.000Z",
+            "lease_expires_at": "2026-11-19T09:02:00.000Z",
+        },
+        CLAIM,
+        increment_attempts=True,
+    )
     assert claimed.status is TaskStatus.RUNNING and claimed.attempts == 1 and claimed.version == 2
     with pytest.raises(ConditionFailedError) as exc:
-        repo.update(claimed.ref, {"status": TaskStatus.RUNNING}, Expect(frozenset({TaskStatus.PENDING})), increment_attempts=True)
+        repo.update(
+            claimed.ref,
+            {"status": TaskStatus.RUNNING},
+            Expect(frozenset({TaskStatus.PENDING})),
+            increment_attempts=True,
+        )
     assert exc.value.current.status is TaskStatus.RUNNING  # the stored item comes back with the failure
-    again = repo.update(claimed.ref, {"status": TaskStatus.RUNNING, "started_at": "2026-11-19T09:09:00.000Z"}, CLAIM, increment_attempts=True)
-    assert again.attempts == 2 and again.started_at == "2026-11-19T09:01:00.000Z"  # lease expired: reclaimed, first start kept
+    again = repo.update(
+        claimed.ref,
+        {"status": TaskStatus.RUNNING, "started_at": "2026-11-19T09:09:00.000Z"},
+        CLAIM,
+        increment_attempts=True,
+    )
+    assert (
+        again.attempts == 2 and again.started_at == "2026-11-19T09:01:00.000Z"
+    )  # lease expired: reclaimed, first start kept
     with pytest.raises(TaskNotFoundError):
         repo.update(TaskRef("nope", "default", "x"), {"status": TaskStatus.RUNNING}, CLAIM)
 
@@ -52,7 +73,11 @@ def test_terminal_write_needs_the_claims_attempt(repo):
     ref = repo.get("t-001").ref
     with pytest.raises(ConditionFailedError):
         repo.update(ref, {"status": TaskStatus.COMPLETED}, Expect(frozenset({TaskStatus.RUNNING}), attempts=1))
-    done = repo.update(ref, {"status": TaskStatus.COMPLETED, "result": {"big": "x" * 1000}, "due_at": None}, Expect(frozenset({TaskStatus.RUNNING}), attempts=2))
+    done = repo.update(
+        ref,
+        {"status": TaskStatus.COMPLETED, "result": {"big": "x" * 1000}, "due_at": None},
+        Expect(frozenset({TaskStatus.RUNNING}), attempts=2),
+    )
     assert done.status is TaskStatus.COMPLETED and done.result == {"big": "x" * 1000}
 
 
@@ -68,7 +93,9 @@ def test_list_newest_first_with_filters_and_cursor(repo):
     assert [t.task_id for t in page2.items] == ["t-003", "t-002", "t-001"]
     page3 = repo.list("default", statuses=None, name=None, limit=3, cursor=page2.cursor)
     assert [t.task_id for t in page3.items] == ["t-000"] and page3.cursor is None
-    assert [t.task_id for t in repo.list("default", statuses=[TaskStatus.COMPLETED], name=None, limit=10, cursor=None).items] == ["t-003"]
+    assert [
+        t.task_id for t in repo.list("default", statuses=[TaskStatus.COMPLETED], name=None, limit=10, cursor=None).items
+    ] == ["t-003"]
     active = repo.list("default", statuses=sorted(ACTIVE_STATUSES), name="sum", limit=2, cursor=None)
     assert [t.task_id for t in active.items] == ["t-005", "t-001"]
     assert [t.task_id for t in repo.list("other", statuses=None, name=None, limit=10, cursor=None).items] == ["t-050"]

@@ -4,12 +4,12 @@
 import json
 
 from mangum import Mangum
-
-from infra.local.esm import sqs_record
-from infra.local.front import http_api_event
 from taskrunner.adapters.webhook_sender import verify
 from taskrunner.entrypoints import notifier, worker
 from taskrunner.entrypoints.api import create_app
+
+from infra.local.esm import sqs_record
+from infra.local.front import http_api_event
 from tests.integration.conftest import owner_secret
 from tests.support.receiver import CallbackReceiver
 from tests.unit.test_handlers import Context
@@ -33,7 +33,9 @@ def call(api, method, path, body=None, accept="application/json"):
 def test_submit_run_and_callback(aws, services):
     api = Mangum(create_app(lambda: services), lifespan="off")
     with CallbackReceiver() as receiver:
-        status, accepted = call(api, "POST", "/api/tasks", {"type": "prime", "payload": {"input": 100}, "notify_url": receiver.url})
+        status, accepted = call(
+            api, "POST", "/api/tasks", {"type": "prime", "payload": {"input": 100}, "notify_url": receiver.url}
+        )
         assert status == 202
         task_id = accepted["task_id"]
         assert call(api, "GET", f"/api/tasks/{task_id}/state")[1]["status"] == "PENDING"
@@ -62,7 +64,9 @@ def test_submit_run_and_callback(aws, services):
 def test_failed_callback_retries_via_visibility(aws, services):
     api = Mangum(create_app(lambda: services), lifespan="off")
     with CallbackReceiver(statuses=[500]) as receiver:
-        _, accepted = call(api, "POST", "/api/tasks", {"name": "sum", "parameters": {"numbers": [2, 2]}, "callback_url": receiver.url})
+        _, accepted = call(
+            api, "POST", "/api/tasks", {"name": "sum", "parameters": {"numbers": [2, 2]}, "callback_url": receiver.url}
+        )
         event, _ = sqs_event(aws, "TasksQueue")
         worker.process_batch(event, Context(), services)
         callbacks, _ = sqs_event(aws, "CallbacksQueue")
@@ -78,7 +82,12 @@ def test_api_errors_are_clear_and_change_nothing(aws, services):
     assert status == 422 and "sleep" in body["detail"][0]["known_types"]
     status, body = call(api, "POST", "/api/tasks", {"name": "sleep", "parameters": {"seconds": "soon"}})
     assert status == 422 and body["detail"][0]["loc"] == ["body", "parameters", "seconds"]
-    status, body = call(api, "POST", "/api/tasks", {"name": "sum", "parameters": {"a": 1, "b": 2}, "callback_url": "http://169.254.169.254/latest"})
+    status, body = call(
+        api,
+        "POST",
+        "/api/tasks",
+        {"name": "sum", "parameters": {"a": 1, "b": 2}, "callback_url": "http://169.254.169.254/latest"},
+    )
     assert status == 422 and body["detail"][0]["loc"] == ["body", "callback_url"]
     status, body = call(api, "GET", "/api/tasks/nope/state")
     assert status == 404

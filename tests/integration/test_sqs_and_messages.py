@@ -3,6 +3,7 @@ import json
 from taskrunner.adapters.dynamodb_messages import DynamoDbMessageStore
 from taskrunner.adapters.sqs_queue import SqsTaskQueue
 from taskrunner.domain.models import Message
+
 from tests.unit.factories import a_task
 
 
@@ -12,7 +13,12 @@ def receive(sqs, url, **kw):
 
 def test_queue_routing_and_message_body(aws):
     sqs = aws.session.client("sqs")
-    queue = SqsTaskQueue(sqs, {"default": aws.ref("TasksQueue"), "io": aws.ref("IoTasksQueue")}, aws.ref("CallbacksQueue"), priority_queue_url=aws.ref("PriorityTasksQueue"))
+    queue = SqsTaskQueue(
+        sqs,
+        {"default": aws.ref("TasksQueue"), "io": aws.ref("IoTasksQueue")},
+        aws.ref("CallbacksQueue"),
+        priority_queue_url=aws.ref("PriorityTasksQueue"),
+    )
     queue.enqueue(a_task(task_id="a"))
     queue.enqueue(a_task(task_id="b", queue="io"))
     queue.enqueue(a_task(task_id="c", priority=True))

@@ -5,7 +5,12 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
-from taskrunner.adapters.memory import InMemoryMessageStore, InMemoryTaskQueue, InMemoryTaskRepository, RecordingHttpClient
+from taskrunner.adapters.memory import (
+    InMemoryMessageStore,
+    InMemoryTaskQueue,
+    InMemoryTaskRepository,
+    RecordingHttpClient,
+)
 from taskrunner.bootstrap import Services
 from taskrunner.config import Settings
 from taskrunner.domain.service import CallbackService, Policy, Reconciler, TaskService, WorkerService
@@ -33,7 +38,9 @@ class Fakes:
     services: Services
 
 
-def make_fakes(policy: Policy | None = None, registry: TaskRegistry | None = None, callback_statuses: list[int] | None = None) -> Fakes:
+def make_fakes(
+    policy: Policy | None = None, registry: TaskRegistry | None = None, callback_statuses: list[int] | None = None
+) -> Fakes:
     repo = InMemoryTaskRepository()
     queue = InMemoryTaskQueue()
     messages = InMemoryMessageStore()

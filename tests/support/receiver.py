@@ -21,7 +21,9 @@ class CallbackReceiver:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 with receiver._lock:
                     status = receiver.statuses.pop(0) if receiver.statuses else 200
-                    receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body, "status": status})
+                    receiver.requests.append(
+                        {"path": self.path, "headers": dict(self.headers), "body": body, "status": status}
+                    )
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.end_headers()

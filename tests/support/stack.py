@@ -17,7 +17,9 @@ import httpx
 from infra.local.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCAL_MASTER_SECRET = json.loads((ROOT / "infra" / "sam" / "env.local.json").read_text())["Parameters"]["SIGNING_SECRET"]
+LOCAL_MASTER_SECRET = json.loads((ROOT / "infra" / "sam" / "env.local.json").read_text())["Parameters"][
+    "SIGNING_SECRET"
+]
 
 
 def owner_secret(owner: str = "dev") -> str:
@@ -65,7 +67,14 @@ class RunningStack:
                 self.proc.wait(10)
 
 
-def start_stack(tmp: Path, *, endpoint: str | None = None, extra_env: dict[str, str] | None = None, args: list[str] | None = None, prefix: str | None = None) -> RunningStack:
+def start_stack(
+    tmp: Path,
+    *,
+    endpoint: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    args: list[str] | None = None,
+    prefix: str | None = None,
+) -> RunningStack:
     port = free_port()
     state_file = tmp / f"runner-{port}.json"
     log_path = tmp / f"runner-{port}.log"
@@ -73,12 +82,23 @@ def start_stack(tmp: Path, *, endpoint: str | None = None, extra_env: dict[str, 
     if endpoint:
         env["AWS_ENDPOINT_URL"] = endpoint
     env.update(extra_env or {})
-    cmd = [sys.executable, "-m", "infra.local", "--port", str(port), "--moto-port", str(free_port()), "--state-file", str(state_file), *(args or [])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "infra.local",
+        "--port",
+        str(port),
+        "--moto-port",
+        str(free_port()),
+        "--state-file",
+        str(state_file),
+        *(args or []),
+    ]
     if prefix:
         cmd += ["--prefix", prefix]
     started = time.monotonic()
     with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = started + 90
     while time.monotonic() < deadline:
@@ -87,7 +107,9 @@ def start_stack(tmp: Path, *, endpoint: str | None = None, extra_env: dict[str, 
         if state_file.exists():
             try:
                 if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    return RunningStack(url, proc, log_path, time.monotonic() - started, json.loads(state_file.read_text()))
+                    return RunningStack(
+                        url, proc, log_path, time.monotonic() - started, json.loads(state_file.read_text())
+                    )
             except httpx.HTTPError:
                 pass
         time.sleep(0.1)
@@ -95,7 +117,9 @@ def start_stack(tmp: Path, *, endpoint: str | None = None, extra_env: dict[str, 
     raise RuntimeError(f"runner not ready in 90 s:\n{log_path.read_text()}")
 
 
-def sse_events(client: httpx.Client, path: str, *, headers: dict[str, str] | None = None, timeout: float = 60) -> list[dict[str, Any]]:
+def sse_events(
+    client: httpx.Client, path: str, *, headers: dict[str, str] | None = None, timeout: float = 60
+) -> list[dict[str, Any]]:
     """Read a task's event stream to its end; each event as {"id": int, "data": dict, "at": monotonic}."""
     events: list[dict[str, Any]] = []
     current: dict[str, Any] = {}

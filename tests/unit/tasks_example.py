@@ -1,7 +1,6 @@
 """The README's example of adding a task type, kept runnable by the tests."""
 
 from pydantic import BaseModel
-
 from taskrunner.domain.ports import TaskContext
 from taskrunner.tasks.registry import TaskRegistry
 

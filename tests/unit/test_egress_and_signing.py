@@ -5,7 +5,6 @@ import http.server
 import threading
 
 import pytest
-
 from taskrunner.adapters.egress import EgressPolicy, GuardedHttpClient
 from taskrunner.adapters.webhook_sender import WebhookSender, sign, verify
 from taskrunner.domain.errors import EgressDeniedError
@@ -34,11 +33,15 @@ DENY = EgressPolicy()
 )
 def test_inside_addresses_and_other_schemes_are_refused(url):
     with pytest.raises(EgressDeniedError):
-        DENY.resolve_checked(url, resolver=lambda host, port: ["127.0.0.1"] if host == "localhost" else ["93.184.216.34"])
+        DENY.resolve_checked(
+            url, resolver=lambda host, port: ["127.0.0.1"] if host == "localhost" else ["93.184.216.34"]
+        )
 
 
 def test_public_address_passes_and_rebinding_mixed_answer_is_refused():
-    assert DENY.resolve_checked("https://example.com/hook", resolver=lambda h, p: ["93.184.216.34"])[3] == "93.184.216.34"
+    assert (
+        DENY.resolve_checked("https://example.com/hook", resolver=lambda h, p: ["93.184.216.34"])[3] == "93.184.216.34"
+    )
     with pytest.raises(EgressDeniedError):
         DENY.resolve_checked("https://evil.example/", resolver=lambda h, p: ["93.184.216.34", "10.0.0.5"])
 
@@ -74,7 +77,9 @@ def test_redirect_to_inside_is_refused():
 def test_signature_is_standard_webhooks_hmac():
     secret = "whsec_" + base64.b64encode(b"0123456789abcdef").decode()
     body = b'{"task_id":"t"}'
-    expected = base64.b64encode(hmac.new(b"0123456789abcdef", b"msg_1.1700000000." + body, hashlib.sha256).digest()).decode()
+    expected = base64.b64encode(
+        hmac.new(b"0123456789abcdef", b"msg_1.1700000000." + body, hashlib.sha256).digest()
+    ).decode()
     assert sign(secret, "msg_1", 1700000000, body) == "v1," + expected
     headers = {"webhook-id": "msg_1", "webhook-timestamp": "1700000000", "webhook-signature": "v1," + expected}
     assert verify(secret, headers, body, now=1700000010)

@@ -8,11 +8,11 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-
-from infra.keys import create_key
 from taskrunner.adapters.memory import InMemoryApiKeyStore
 from taskrunner.domain.auth import Authenticator
 from taskrunner.entrypoints.api import create_app
+
+from infra.keys import create_key
 from tests.support.fakes import make_fakes
 
 FAKES = make_fakes()
@@ -25,7 +25,9 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
 def not_a_server_error(ctx, response, case):
-    assert response.status_code < 500, f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
+    assert response.status_code < 500, (
+        f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
+    )
 
 
 @schema.exclude(path_regex=r"^/api/tasks/\{task_id\}$", method="GET").parametrize()
@@ -34,7 +36,9 @@ def test_api_conforms_and_never_fails(case):
     case.headers = {**(case.headers or {}), "X-Api-Key": KEY}
     response = case.call()
     not_a_server_error(None, response, case)
-    case.validate_response(response, checks=(response_schema_conformance, content_type_conformance, status_code_conformance))
+    case.validate_response(
+        response, checks=(response_schema_conformance, content_type_conformance, status_code_conformance)
+    )
 
 
 def test_stream_route_json_mode_fuzzed_ids():

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from mangum import Mangum
-
 from taskrunner.domain.models import ACTIVE_STATUSES, Expect, TaskStatus
 from taskrunner.entrypoints import dead_letter, notifier, reconciler, worker
 from taskrunner.entrypoints.api import create_app
 from taskrunner.entrypoints.stream import create_stream_app
+
 from tests.support.fakes import make_fakes
 from tests.unit.factories import a_task
 
@@ -73,7 +73,11 @@ def test_worker_handler_runs_batch_and_drops_malformed_record():
 def test_worker_partial_failure_leaves_neighbours_alone():
     f = seeded()
     busy = next(iter(f.repo.tasks.values()))
-    f.repo.update(busy.ref, {"status": TaskStatus.RUNNING, "lease_expires_at": "2999-01-01T00:00:00.000Z"}, Expect(frozenset(ACTIVE_STATUSES)))
+    f.repo.update(
+        busy.ref,
+        {"status": TaskStatus.RUNNING, "lease_expires_at": "2999-01-01T00:00:00.000Z"},
+        Expect(frozenset(ACTIVE_STATUSES)),
+    )
     result = worker.process_batch(event("sqs_task_batch.json"), Context(), f.services)
     assert result["batchItemFailures"] == [{"itemIdentifier": "059f36b4-87a3-44ab-83d2-661975528770"}]
     others = [t for t in f.repo.tasks.values() if t.task_id != busy.task_id]
@@ -105,7 +109,9 @@ def test_notifier_handler_reports_failure_for_retry():
 
 def test_dead_letter_handler_fails_task():
     f = seeded()
-    assert dead_letter.process_batch(event("sqs_dead_letter_batch.json"), Context(), f.services) == {"batchItemFailures": []}
+    assert dead_letter.process_batch(event("sqs_dead_letter_batch.json"), Context(), f.services) == {
+        "batchItemFailures": []
+    }
     task = f.repo.tasks["3f1c2a9e-5b7d-4c1e-9f0a-2b6d8e4c7a11"]
     assert task.status is TaskStatus.FAILED and "15 times" in task.error.message
 

@@ -1,4 +1,5 @@
 from taskrunner.domain.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Expect, TaskStatus, can_transition
+
 from tests.unit.factories import a_task
 
 
@@ -27,6 +28,20 @@ def test_expect_checks_status_attempts_and_expired_lease():
 
 def test_public_shape_has_documented_fields():
     public = a_task().to_public()
-    for field in ("task_id", "name", "status", "parameters", "result", "error", "progress", "attempts", "max_attempts",
-                  "created_at", "started_at", "updated_at", "completed_at", "callback"):
+    for field in (
+        "task_id",
+        "name",
+        "status",
+        "parameters",
+        "result",
+        "error",
+        "progress",
+        "attempts",
+        "max_attempts",
+        "created_at",
+        "started_at",
+        "updated_at",
+        "completed_at",
+        "callback",
+    ):
         assert field in public

@@ -4,13 +4,13 @@ import dataclasses
 
 import pytest
 from fastapi.testclient import TestClient
-
-from infra.keys import create_key
 from taskrunner.adapters.memory import InMemoryApiKeyStore
 from taskrunner.config import Settings
 from taskrunner.domain.auth import AuthenticationError, Authenticator, RateLimiter, StreamTokens
 from taskrunner.entrypoints.api import create_app
 from taskrunner.entrypoints.stream import create_stream_app
+
+from infra.keys import create_key
 from tests.support.fakes import make_fakes
 
 MASTER = b"test-master-secret"
@@ -50,7 +50,10 @@ def test_keys_are_stored_only_as_hashes(world):
     assert not any(raw in repr(store.records) for raw in keys.values())
 
 
-@pytest.mark.parametrize("path", ["/api/tasks", "/api/tasks/x/state", "/api/tasks/x", "/api/task-types", "/api/messages", "/api/callback-secret"])
+@pytest.mark.parametrize(
+    "path",
+    ["/api/tasks", "/api/tasks/x/state", "/api/tasks/x", "/api/task-types", "/api/messages", "/api/callback-secret"],
+)
 def test_every_api_route_requires_a_key(world, path):
     _, client, keys = world
     assert client.get(path).status_code == 401
@@ -75,7 +78,9 @@ def test_bearer_and_header_both_work(world):
 
 def test_tenant_isolation(world):
     f, client, keys = world
-    tid = client.post("/api/tasks", json={"name": "sum", "parameters": {"a": 1, "b": 2}}, headers=h(keys["alice"])).json()["task_id"]
+    tid = client.post(
+        "/api/tasks", json={"name": "sum", "parameters": {"a": 1, "b": 2}}, headers=h(keys["alice"])
+    ).json()["task_id"]
     assert f.repo.tasks[tid].owner == "alice"
     assert client.get(f"/api/tasks/{tid}/state", headers=h(keys["alice"])).status_code == 200
     for path in (f"/api/tasks/{tid}/state", f"/api/tasks/{tid}"):
@@ -90,12 +95,18 @@ def test_callback_secrets_differ_per_owner(world):
     _, client, keys = world
     a = client.get("/api/callback-secret", headers=h(keys["alice"])).json()
     b = client.get("/api/callback-secret", headers=h(keys["bob"])).json()
-    assert a["owner"] == "alice" and a["signing_secret"].startswith("whsec_") and a["signing_secret"] != b["signing_secret"]
+    assert (
+        a["owner"] == "alice"
+        and a["signing_secret"].startswith("whsec_")
+        and a["signing_secret"] != b["signing_secret"]
+    )
 
 
 def test_stream_requires_token_or_key_and_checks_owner(world):
     f, client, keys = world
-    accepted = client.post("/api/tasks", json={"name": "sum", "parameters": {"a": 1, "b": 2}}, headers=h(keys["alice"])).json()
+    accepted = client.post(
+        "/api/tasks", json={"name": "sum", "parameters": {"a": 1, "b": 2}}, headers=h(keys["alice"])
+    ).json()
     tid = accepted["task_id"]
     f.services.worker.run(f.repo.tasks[tid].ref)
     stream = TestClient(create_stream_app(lambda: f.services))
@@ -108,7 +119,9 @@ def test_stream_requires_token_or_key_and_checks_owner(world):
     token = link.split("token=")[1]
     forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
     assert stream.get(f"/api/tasks/{tid}?token={forged}").status_code == 401
-    other = client.post("/api/tasks", json={"name": "sum", "parameters": {"a": 1, "b": 2}}, headers=h(keys["alice"])).json()["task_id"]
+    other = client.post(
+        "/api/tasks", json={"name": "sum", "parameters": {"a": 1, "b": 2}}, headers=h(keys["alice"])
+    ).json()["task_id"]
     assert stream.get(f"/api/tasks/{other}?token={token}").status_code == 401  # bound to its task
 
 
@@ -121,7 +134,7 @@ def test_stream_tokens_expire_and_resist_forgery():
         tokens.verify(token, "t2")
     with pytest.raises(AuthenticationError):
         StreamTokens(b"other-master", clock=clock).verify(token, "t1")
-    payload, sig = token.split(".")
+    _, sig = token.split(".")
     import base64
     import json
 
@@ -161,16 +174,30 @@ def test_throttling_per_key(world):
 
 def test_size_limits(world):
     f, client, keys = world
-    huge = client.post("/api/tasks", content=b"x" * (300 * 1024), headers={**h(keys["alice"]), "content-type": "application/json"})
+    huge = client.post(
+        "/api/tasks", content=b"x" * (300 * 1024), headers={**h(keys["alice"]), "content-type": "application/json"}
+    )
     assert huge.status_code == 413
-    big_params = client.post("/api/tasks", json={"name": "message", "parameters": {"content": "x", "pad": "y" * 40_000}}, headers=h(keys["alice"]))
+    big_params = client.post(
+        "/api/tasks",
+        json={"name": "message", "parameters": {"content": "x", "pad": "y" * 40_000}},
+        headers=h(keys["alice"]),
+    )
     assert big_params.status_code == 413 and "parameters" in big_params.json()["detail"]
-    big_meta = client.post("/api/tasks", json={"name": "sum", "parameters": {"a": 1, "b": 1}, "metadata": {"m": "z" * 9000}}, headers=h(keys["alice"]))
+    big_meta = client.post(
+        "/api/tasks",
+        json={"name": "sum", "parameters": {"a": 1, "b": 1}, "metadata": {"m": "z" * 9000}},
+        headers=h(keys["alice"]),
+    )
     assert big_meta.status_code == 422 and big_meta.json()["detail"][0]["loc"] == ["body", "metadata"]
     long_name = client.post("/api/tasks", json={"name": "n" * 500}, headers=h(keys["alice"]))
     assert long_name.status_code == 422
     assert client.get("/api/tasks?limit=1000", headers=h(keys["alice"])).status_code == 422
-    bad_key = client.post("/api/tasks", json={"name": "sum", "parameters": {"a": 1, "b": 1}}, headers={**h(keys["alice"]), "Idempotency-Key": "k" * 300})
+    bad_key = client.post(
+        "/api/tasks",
+        json={"name": "sum", "parameters": {"a": 1, "b": 1}},
+        headers={**h(keys["alice"]), "Idempotency-Key": "k" * 300},
+    )
     assert bad_key.status_code == 422
     assert f.repo.tasks == {}
 

@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from taskrunner.domain.errors import (
     DependencyUnavailableError,
     EgressDeniedError,
@@ -13,11 +12,15 @@ from taskrunner.domain.errors import (
 )
 from taskrunner.domain.models import CallbackStatus, TaskStatus
 from taskrunner.domain.service import Policy, SubmitRequest, TaskService, backoff_seconds
+
 from tests.support.fakes import make_fakes
 
 
 def submit(f, name="sum", parameters=None, **kw):
-    return f.services.tasks.submit("default", SubmitRequest(name=name, parameters=parameters if parameters is not None else {"numbers": [1, 2]}, **kw)).task
+    return f.services.tasks.submit(
+        "default",
+        SubmitRequest(name=name, parameters=parameters if parameters is not None else {"numbers": [1, 2]}, **kw),
+    ).task
 
 
 def deliver(f, task, remaining=900.0):
@@ -75,7 +78,9 @@ def test_callback_url_is_checked_at_submit():
 
     service = TaskService(f.repo, f.queue, f.services.tasks.catalog, url_check=deny)
     with pytest.raises(EgressDeniedError):
-        service.submit("default", SubmitRequest(name="sum", parameters={"numbers": [1]}, callback_url="http://10.0.0.1/x"))
+        service.submit(
+            "default", SubmitRequest(name="sum", parameters={"numbers": [1]}, callback_url="http://10.0.0.1/x")
+        )
     assert f.repo.tasks == {}
 
 
@@ -135,7 +140,12 @@ def _any():
 def test_expired_lease_is_reclaimed_and_attempt_counted():
     f = make_fakes()
     task = submit(f)
-    f.repo.update(task.ref, {"status": TaskStatus.RUNNING, "lease_expires_at": "2026-11-19T09:00:30.000Z"}, _any(), increment_attempts=True)
+    f.repo.update(
+        task.ref,
+        {"status": TaskStatus.RUNNING, "lease_expires_at": "2026-11-19T09:00:30.000Z"},
+        _any(),
+        increment_attempts=True,
+    )
     f.clock.advance(60)
     outcome = deliver(f, task)
     stored = f.repo.tasks[task.task_id]
@@ -270,7 +280,15 @@ def test_dead_letter_marks_failed_with_reason():
 def test_reconciler_redrives_expired_running_task_once():
     f = make_fakes()
     task = submit(f)
-    f.repo.update(task.ref, {"status": TaskStatus.RUNNING, "lease_expires_at": "2026-11-19T09:00:30.000Z", "due_at": "2026-11-19T09:00:30.000Z"}, _any())
+    f.repo.update(
+        task.ref,
+        {
+            "status": TaskStatus.RUNNING,
+            "lease_expires_at": "2026-11-19T09:00:30.000Z",
+            "due_at": "2026-11-19T09:00:30.000Z",
+        },
+        _any(),
+    )
     f.clock.advance(31)
     assert f.services.reconciler.run_once() == [task.task_id]
     assert f.services.reconciler.run_once() == []  # due_at moved on: no pile-up

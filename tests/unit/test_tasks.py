@@ -1,10 +1,10 @@
 import pytest
-
 from taskrunner.domain.errors import InvalidParametersError, UnknownTaskTypeError
 from taskrunner.domain.models import TaskStatus
 from taskrunner.domain.service import SubmitRequest
 from taskrunner.tasks.prime import nth_prime
 from taskrunner.tasks.registry import TaskRegistry, build_registry
+
 from tests.support.fakes import make_fakes
 
 
@@ -16,7 +16,16 @@ def run(name, parameters):
 
 
 def test_registry_has_the_builtin_types():
-    assert build_registry().names() == ["fail", "fibonacci", "http_request", "message", "prime", "range_sum", "sleep", "sum"]
+    assert build_registry().names() == [
+        "fail",
+        "fibonacci",
+        "http_request",
+        "message",
+        "prime",
+        "range_sum",
+        "sleep",
+        "sum",
+    ]
     assert build_registry().get("http_request").queue == "io"
     with pytest.raises(UnknownTaskTypeError):
         build_registry().get("chatgpt")
@@ -88,6 +97,12 @@ def test_sleep_reports_progress():
 
 def test_limits_are_enforced():
     reg = build_registry()
-    for name, params in [("sleep", {"seconds": 10_000}), ("prime", {"n": 10**9}), ("fibonacci", {"n": -1}), ("message", {"content": ""}), ("sum", {"numbers": [1] * 20_000})]:
+    for name, params in [
+        ("sleep", {"seconds": 10_000}),
+        ("prime", {"n": 10**9}),
+        ("fibonacci", {"n": -1}),
+        ("message", {"content": ""}),
+        ("sum", {"numbers": [1] * 20_000}),
+    ]:
         with pytest.raises(InvalidParametersError):
             reg.get(name).validate(params)

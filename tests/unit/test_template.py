@@ -9,9 +9,29 @@ TEMPLATE = load_template()
 RESOURCES = TEMPLATE["Resources"]
 # the only actions each function may be granted, and on what
 ALLOWED_ACTIONS = {
-    "ApiFunction": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DescribeTable", "dynamodb:Query", "sqs:SendMessage", "sqs:GetQueueAttributes", "secretsmanager:GetSecretValue"},
-    "WorkerFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "sqs:SendMessage", "sqs:ChangeMessageVisibility"},
-    "NotifierFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "sqs:ChangeMessageVisibility", "secretsmanager:GetSecretValue"},
+    "ApiFunction": {
+        "dynamodb:PutItem",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DescribeTable",
+        "dynamodb:Query",
+        "sqs:SendMessage",
+        "sqs:GetQueueAttributes",
+        "secretsmanager:GetSecretValue",
+    },
+    "WorkerFunction": {
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:PutItem",
+        "sqs:SendMessage",
+        "sqs:ChangeMessageVisibility",
+    },
+    "NotifierFunction": {
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "sqs:ChangeMessageVisibility",
+        "secretsmanager:GetSecretValue",
+    },
     "DeadLetterFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "sqs:SendMessage"},
     "ReconcilerFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "sqs:SendMessage"},
     "StreamFunction": {"dynamodb:GetItem", "secretsmanager:GetSecretValue"},
@@ -20,7 +40,9 @@ ALLOWED_ACTIONS = {
 
 def statements(fn):
     for policy in RESOURCES[fn]["Properties"].get("Policies", []):
-        assert isinstance(policy, dict) and set(policy) == {"Statement"}, f"{fn}: only inline statements, no managed or *FullAccess policies"
+        assert isinstance(policy, dict) and set(policy) == {"Statement"}, (
+            f"{fn}: only inline statements, no managed or *FullAccess policies"
+        )
         yield from policy["Statement"]
 
 
@@ -28,7 +50,7 @@ def referenced(resource):
     items = resource if isinstance(resource, list) else [resource]
     for item in items:
         assert isinstance(item, dict), f"literal resource {item!r}: use a reference to one resource"
-        (kind, value), = item.items()
+        ((kind, value),) = item.items()
         if kind == "Ref":
             yield value
         elif kind == "Fn::GetAtt":

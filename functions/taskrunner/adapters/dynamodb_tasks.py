@@ -166,8 +166,10 @@ def decode_cursor(cursor: str, allowed: Iterable[str]) -> dict[str, Any]:
         key = json.loads(raw)
     except (ValueError, TypeError):
         raise InvalidCursorError("cursor is not one this API returned") from None
-    if not isinstance(key, dict) or set(key) != set(allowed) or not all(
-        isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in key.values()
+    if (
+        not isinstance(key, dict)
+        or set(key) != set(allowed)
+        or not all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in key.values())
     ):
         raise InvalidCursorError("cursor is not one this API returned")
     return key
@@ -177,7 +179,10 @@ def _same_task(item: Mapping[str, Any] | None, task: Task) -> bool:
     """Whether a stored item is this very task (written by an earlier try of the same request)."""
     if not item:
         return False
-    return all(item.get(k, {}).get("S") == v for k, v in (("owner", task.owner), ("created_at", task.created_at), ("name", task.name)))
+    return all(
+        item.get(k, {}).get("S") == v
+        for k, v in (("owner", task.owner), ("created_at", task.created_at), ("name", task.name))
+    )
 
 
 class DynamoDbTaskRepository:
@@ -216,8 +221,22 @@ class DynamoDbTaskRepository:
         try:
             self._db.transact_write_items(
                 TransactItems=[
-                    {"Put": {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(task_id)", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
-                    {"Put": {"TableName": self._table, "Item": idem, "ConditionExpression": "attribute_not_exists(task_id)", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": item,
+                            "ConditionExpression": "attribute_not_exists(task_id)",
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": idem,
+                            "ConditionExpression": "attribute_not_exists(task_id)",
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    },
                 ],
                 # DynamoDB answers a retry with the same token (within 10 minutes) as a success
                 ClientRequestToken=task.task_id[:36],
@@ -464,4 +483,4 @@ class DynamoDbTaskRepository:
             raise unavailable("DynamoDB", exc) from exc
 
 
-__all__ = ["DynamoDbTaskRepository", "TRANSIENT_CODES", "item_to_task", "task_to_item"]
+__all__ = ["TRANSIENT_CODES", "DynamoDbTaskRepository", "item_to_task", "task_to_item"]

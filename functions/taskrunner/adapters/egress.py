@@ -99,7 +99,7 @@ class EgressPolicy:
 
     def check_url(self, url: str, resolver: Resolver = system_resolver) -> None:
         """Submit-time check: syntax always; addresses when the name resolves now."""
-        scheme, host, port = self.check_url_syntax(url)
+        self.check_url_syntax(url)
         try:
             self.resolve_checked(url, resolver)
         except EgressDeniedError as exc:
@@ -138,7 +138,14 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
 class GuardedHttpClient:
     """HttpClient that enforces an EgressPolicy on every hop."""
 
-    def __init__(self, policy: EgressPolicy, *, resolver: Resolver = system_resolver, max_redirects: int = 5, max_body: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        policy: EgressPolicy,
+        *,
+        resolver: Resolver = system_resolver,
+        max_redirects: int = 5,
+        max_body: int = 1_000_000,
+    ) -> None:
         self._policy = policy
         self._resolver = resolver
         self._max_redirects = max_redirects

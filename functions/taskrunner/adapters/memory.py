@@ -50,7 +50,13 @@ class InMemoryTaskRepository:
         return self.idempotency.get((owner, key))
 
     def update(
-        self, ref: TaskRef, changes: Mapping[str, Any], expect: Expect, *, increment_attempts: bool = False, current: Task | None = None
+        self,
+        ref: TaskRef,
+        changes: Mapping[str, Any],
+        expect: Expect,
+        *,
+        increment_attempts: bool = False,
+        current: Task | None = None,
     ) -> Task:
         with self._lock:
             self._maybe_fail()
@@ -71,10 +77,16 @@ class InMemoryTaskRepository:
             self.tasks[ref.task_id] = updated
             return updated
 
-    def list(self, owner: str, *, statuses: Iterable[TaskStatus] | None, name: str | None, limit: int, cursor: str | None) -> TaskPage:
+    def list(
+        self, owner: str, *, statuses: Iterable[TaskStatus] | None, name: str | None, limit: int, cursor: str | None
+    ) -> TaskPage:
         wanted = set(statuses) if statuses else None
         rows = sorted(
-            (t for t in self.tasks.values() if t.owner == owner and (wanted is None or t.status in wanted) and (name is None or t.name == name)),
+            (
+                t
+                for t in self.tasks.values()
+                if t.owner == owner and (wanted is None or t.status in wanted) and (name is None or t.name == name)
+            ),
             key=lambda t: (t.created_at, t.task_id),
             reverse=True,
         )
@@ -149,13 +161,23 @@ class RecordingHttpClient:
         self.requests: list[dict[str, Any]] = []
         self.statuses = list(statuses or [])
 
-    def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None, body: bytes | None = None, timeout: float = 10.0) -> FakeResponse:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        timeout: float = 10.0,
+    ) -> FakeResponse:
         self.requests.append({"method": method, "url": url, "headers": dict(headers or {}), "body": body})
         status = self.statuses.pop(0) if self.statuses else 200
         return FakeResponse(status, {"content-type": "application/json"}, b'{"ok": true}')
 
     def send(self, url: str, payload: bytes, *, message_id: str, timeout: float, owner: str = "") -> int:
-        return self.request("POST", url, headers={"webhook-id": message_id, "owner": owner}, body=payload, timeout=timeout).status
+        return self.request(
+            "POST", url, headers={"webhook-id": message_id, "owner": owner}, body=payload, timeout=timeout
+        ).status
 
 
 class InMemoryApiKeyStore:

@@ -16,7 +16,13 @@ class PowertoolsTelemetry:
     def task_event(self, event: str, task: Task, **fields: Any) -> None:
         self._logger.info(
             event,
-            extra={"task_id": task.task_id, "task_type": task.name, "status": task.status.value, "owner": task.owner, **fields},
+            extra={
+                "task_id": task.task_id,
+                "task_type": task.name,
+                "status": task.status.value,
+                "owner": task.owner,
+                **fields,
+            },
         )
 
     def metric(self, name: str, value: float, *, unit: str = "Count", task_type: str | None = None) -> None:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 
-
 def secret_bytes(secret: str) -> bytes:
     if secret.startswith("whsec_"):
         return base64.b64decode(secret.removeprefix("whsec_"))
@@ -28,7 +27,9 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def verify(secret: str, headers: dict[str, str], body: bytes, *, tolerance: int = 300, now: float | None = None) -> bool:
+def verify(
+    secret: str, headers: dict[str, str], body: bytes, *, tolerance: int = 300, now: float | None = None
+) -> bool:
     """What a receiver does: recompute the signature and compare in constant time."""
     lowered = {k.lower(): v for k, v in headers.items()}
     try:

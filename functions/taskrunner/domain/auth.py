@@ -37,7 +37,13 @@ class ApiKeyRecord:
     revoked_at: str | None = None
 
     def to_public(self) -> dict[str, str | None]:
-        return {"key_id": self.key_id, "owner": self.owner, "name": self.name, "created_at": self.created_at, "revoked_at": self.revoked_at}
+        return {
+            "key_id": self.key_id,
+            "owner": self.owner,
+            "name": self.name,
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+        }
 
 
 class ApiKeyStore(Protocol):
@@ -79,7 +85,9 @@ def owner_signing_secret(master: bytes, owner: str) -> str:
 class Authenticator:
     """Resolves an API key to its owner, caching answers briefly (keys are looked up per request)."""
 
-    def __init__(self, store: ApiKeyStore, *, ttl_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, store: ApiKeyStore, *, ttl_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._store = store
         self._ttl = ttl_seconds
         self._clock = clock
@@ -113,7 +121,9 @@ class StreamTokens:
         self._clock = clock
 
     def issue(self, task_id: str, owner: str) -> str:
-        payload = _b64(json.dumps({"t": task_id, "o": owner, "e": int(self._clock()) + self._ttl}, separators=(",", ":")).encode())
+        payload = _b64(
+            json.dumps({"t": task_id, "o": owner, "e": int(self._clock()) + self._ttl}, separators=(",", ":")).encode()
+        )
         return f"{payload}.{_b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())}"
 
     def verify(self, token: str, task_id: str) -> str:

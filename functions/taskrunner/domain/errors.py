@@ -61,9 +61,7 @@ class TaskAlreadyExistsError(TaskRunnerError):
 
 class IdempotencyConflictError(TaskRunnerError):
     def __init__(self, key: str) -> None:
-        super().__init__(
-            f"Idempotency-Key {key!r} was already used with a different request body"
-        )
+        super().__init__(f"Idempotency-Key {key!r} was already used with a different request body")
         self.key = key
 
 

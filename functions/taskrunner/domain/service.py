@@ -6,7 +6,6 @@ workers and concurrent cancels can never produce a lost update or an illegal tra
 
 from __future__ import annotations
 
-import builtins
 import dataclasses
 import hashlib
 import json
@@ -96,8 +95,8 @@ class SystemClock:
 
 def backoff_seconds(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> int:
     """Exponential backoff with 'equal jitter': between half and all of min(cap, base*2^(n-1))."""
-    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
-    return max(1, int(round(ceiling / 2 + rand() * ceiling / 2)))
+    ceiling: float = min(cap, base * 2.0 ** max(0, attempt - 1))
+    return max(1, round(ceiling / 2 + rand() * ceiling / 2))
 
 
 def request_hash(payload: Mapping[str, Any]) -> str:
@@ -457,7 +456,13 @@ class WorkerService:
         if task.attempts == 1:
             self._telemetry.metric("QueueWait", waited_ms, unit="Milliseconds", task_type=task.name)
         if task.attempts > task.max_attempts:
-            return self._finish_failed(task, TaskError("AttemptsExhausted", f"no attempt finished within {task.max_attempts} attempts (worker lost or timed out)"))
+            return self._finish_failed(
+                task,
+                TaskError(
+                    "AttemptsExhausted",
+                    f"no attempt finished within {task.max_attempts} attempts (worker lost or timed out)",
+                ),
+            )
         if task.cancel_requested:
             return self._finish(task, TaskStatus.CANCELLED, error=None)
         return self._execute(task, run_for)
@@ -470,13 +475,22 @@ class WorkerService:
         except (TaskRunnerError, InvalidParametersError) as exc:
             return self._finish_failed(task, TaskError(type(exc).__name__, str(exc)))
         deadline = time.monotonic() + run_for
-        ctx = _RunContext(task, self._repo, self._clock, deadline, run_for, p.progress_min_interval_seconds, self._messages, self._http)
+        ctx = _RunContext(
+            task,
+            self._repo,
+            self._clock,
+            deadline,
+            run_for,
+            p.progress_min_interval_seconds,
+            self._messages,
+            self._http,
+        )
         box: dict[str, Any] = {}
 
         def target() -> None:
             try:
                 box["result"] = task_type.run(parameters, ctx)
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 box["error"] = exc
 
         thread = threading.Thread(target=target, name=f"task-{task.task_id}", daemon=True)
@@ -533,7 +547,9 @@ class WorkerService:
             )
         except ConditionFailedError:
             return RunOutcome.finished()
-        self._telemetry.task_event("retrying", updated, error_type=error.type, error=error.message, retry_in_seconds=delay)
+        self._telemetry.task_event(
+            "retrying", updated, error_type=error.type, error=error.message, retry_in_seconds=delay
+        )
         self._telemetry.metric("TasksRetried", 1, task_type=task.name)
         return RunOutcome.later(delay, updated)
 
@@ -546,7 +562,9 @@ class WorkerService:
         if status is TaskStatus.COMPLETED:
             changes["progress"] = Progress(100.0, "completed")
         try:
-            final = self._repo.update(task.ref, changes, Expect(frozenset({TaskStatus.RUNNING}), attempts=task.attempts), current=task)
+            final = self._repo.update(
+                task.ref, changes, Expect(frozenset({TaskStatus.RUNNING}), attempts=task.attempts), current=task
+            )
         except ConditionFailedError:
             # The claim was lost (lease expired and another delivery took over): its outcome wins.
             self._telemetry.task_event("claim_lost", task)
@@ -556,7 +574,11 @@ class WorkerService:
         return RunOutcome.finished(final)
 
     def _report_end(self, task: Task) -> None:
-        metric = {TaskStatus.COMPLETED: "TasksCompleted", TaskStatus.FAILED: "TasksFailed", TaskStatus.CANCELLED: "TasksCancelled"}[task.status]
+        metric = {
+            TaskStatus.COMPLETED: "TasksCompleted",
+            TaskStatus.FAILED: "TasksFailed",
+            TaskStatus.CANCELLED: "TasksCancelled",
+        }[task.status]
         fields: dict[str, Any] = {"attempts": task.attempts}
         if task.error is not None:
             fields.update(error_type=task.error.type, error=task.error.message)
@@ -640,7 +662,9 @@ class CallbackService:
             error = f"{type(exc).__name__}: {exc}"
         now = iso(self._clock.now())
         if code is not None and 200 <= code < 300:
-            state = dataclasses.replace(cb, status=CallbackStatus.DELIVERED, attempts=attempt, last_error=None, delivered_at=now)
+            state = dataclasses.replace(
+                cb, status=CallbackStatus.DELIVERED, attempts=attempt, last_error=None, delivered_at=now
+            )
             self._record(task, state, now)
             self._telemetry.task_event("callback_delivered", task, callback_attempt=attempt, receiver_status=code)
             self._telemetry.metric("CallbacksDelivered", 1, task_type=task.name)
@@ -657,13 +681,17 @@ class CallbackService:
         state = dataclasses.replace(cb, status=CallbackStatus.RETRYING, attempts=attempt, last_error=error)
         self._record(task, state, now)
         delay = backoff_seconds(attempt, p.callback_base_seconds, p.callback_cap_seconds, self._rand)
-        self._telemetry.task_event("callback_retrying", task, callback_attempt=attempt, error=error, retry_in_seconds=delay)
+        self._telemetry.task_event(
+            "callback_retrying", task, callback_attempt=attempt, error=error, retry_in_seconds=delay
+        )
         self._telemetry.metric("CallbackRetries", 1, task_type=task.name)
         return DeliveryOutcome(done=False, retry_after_seconds=delay, status=CallbackStatus.RETRYING)
 
     def _record(self, task: Task, state: CallbackState, now: str) -> None:
         try:
-            self._repo.update(task.ref, {"callback": state, "updated_at": now}, Expect(frozenset(TERMINAL_STATUSES)), current=task)
+            self._repo.update(
+                task.ref, {"callback": state, "updated_at": now}, Expect(frozenset(TERMINAL_STATUSES)), current=task
+            )
         except ConditionFailedError:
             logger.warning("could not record callback state", extra={"task_id": task.task_id})
 
@@ -689,21 +717,23 @@ class Reconciler:
     def run_once(self, limit: int = 100) -> list[str]:
         now = self._clock.now()
         redriven: list[str] = []
-        for task in self._repo.due(iso(now), limit):
-            if task.is_terminal:
+        for stuck in self._repo.due(iso(now), limit):
+            if stuck.is_terminal:
                 continue
             # Push due_at forward first so concurrent sweeps do not pile up messages.
             new_due = iso(after(now, self._policy.pending_grace_seconds))
             try:
                 task = self._repo.update(
-                    task.ref,
+                    stuck.ref,
                     {"due_at": new_due},
-                    Expect(frozenset({task.status}), attempts=task.attempts),
+                    Expect(frozenset({stuck.status}), attempts=stuck.attempts),
                 )
             except ConditionFailedError:
                 continue
             self._queue.enqueue(task)
-            self._telemetry.task_event("redriven", task, reason="lease expired" if task.status is TaskStatus.RUNNING else "not picked up")
+            self._telemetry.task_event(
+                "redriven", task, reason="lease expired" if task.status is TaskStatus.RUNNING else "not picked up"
+            )
             self._telemetry.metric("TasksRedriven", 1, task_type=task.name)
             redriven.append(task.task_id)
         return redriven
@@ -711,4 +741,6 @@ class Reconciler:
 
 def new_message(owner: str, content: str, task_id: str, now: datetime) -> Message:
     stamp = iso(now)
-    return Message(message_id=f"{stamp}#{uuid.uuid4().hex[:12]}", owner=owner, content=content, task_id=task_id, created_at=stamp)
+    return Message(
+        message_id=f"{stamp}#{uuid.uuid4().hex[:12]}", owner=owner, content=content, task_id=task_id, created_at=stamp
+    )

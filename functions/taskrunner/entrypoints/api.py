@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -83,10 +84,7 @@ def install_error_handlers(app: FastAPI) -> None:
         problems = exc.errors()
         if any(p.get("type") == "json_invalid" for p in problems):
             return _detail(400, "request body is not valid JSON")
-        clean = [
-            {"loc": list(p.get("loc", ())), "msg": p.get("msg", ""), "type": p.get("type", "")}
-            for p in problems
-        ]
+        clean = [{"loc": list(p.get("loc", ())), "msg": p.get("msg", ""), "type": p.get("type", "")} for p in problems]
         return _detail(422, clean)
 
 
@@ -131,7 +129,9 @@ class _TooLarge(Exception):
     pass
 
 
-def create_app(services_provider: Callable[[], Services] = get_services, *, docs: bool = True, max_body_bytes: int = 256 * 1024) -> FastAPI:
+def create_app(
+    services_provider: Callable[[], Services] = get_services, *, docs: bool = True, max_body_bytes: int = 256 * 1024
+) -> FastAPI:
     from .api_routes import router
     from .dashboard import router as dashboard_router
 
@@ -151,21 +151,21 @@ def create_app(services_provider: Callable[[], Services] = get_services, *, docs
     return app
 
 
-_handler: Any = None
+@functools.cache
+def _adapter() -> Any:
+    """The Mangum adapter around the app, built on the first invocation (not at import)."""
+    from mangum import Mangum
+
+    from ..config import get_settings
+
+    settings = get_settings()
+    app = create_app(docs=settings.docs_enabled, max_body_bytes=settings.max_body_bytes)
+    return Mangum(app, lifespan="off")
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point: API Gateway (HTTP API v2 or REST v1) events through Mangum."""
-    global _handler
-    if _handler is None:
-        from mangum import Mangum
-
-        from ..config import get_settings
-
-        settings = get_settings()
-        app = create_app(docs=settings.docs_enabled, max_body_bytes=settings.max_body_bytes)
-        _handler = Mangum(app, lifespan="off")
     from ..observability import run_handler
 
-    result: dict[str, Any] = run_handler(_handler, event, context)
+    result: dict[str, Any] = run_handler(_adapter(), event, context)
     return result

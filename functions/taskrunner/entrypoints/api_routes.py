@@ -143,7 +143,12 @@ async def list_tasks(
     tags=["tasks"],
     summary="Follow a task: Server-Sent Events (or JSON with Accept: application/json)",
     responses={
-        200: {"content": {"text/event-stream": {}, "application/json": {"schema": {"$ref": "#/components/schemas/TaskPublic"}}}},
+        200: {
+            "content": {
+                "text/event-stream": {},
+                "application/json": {"schema": {"$ref": "#/components/schemas/TaskPublic"}},
+            }
+        },
         307: {"description": "On AWS: redirect to the streaming Function URL"},
         **NOT_FOUND,
     },
@@ -175,7 +180,9 @@ async def follow_task(
         heartbeat_seconds=settings.stream_heartbeat_seconds,
         max_seconds=settings.stream_max_seconds,
     )
-    return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
 
 
 @api.get(
@@ -216,7 +223,9 @@ async def task_types(svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
     }
 
 
-@api.get("/api/messages", response_model=schemas.MessagePage, tags=["messages"], summary="Messages stored by `message` tasks")
+@api.get(
+    "/api/messages", response_model=schemas.MessagePage, tags=["messages"], summary="Messages stored by `message` tasks"
+)
 async def list_messages(
     svc: ServicesDep,
     owner: OwnerDep,
@@ -234,10 +243,19 @@ async def list_messages(
     summary="The secret that signs your callbacks (Standard Webhooks)",
 )
 async def callback_secret(svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
-    return {"owner": owner, "signing_secret": svc.signing_secret_for(owner), "scheme": "Standard Webhooks (v1, HMAC-SHA256)"}
+    return {
+        "owner": owner,
+        "signing_secret": svc.signing_secret_for(owner),
+        "scheme": "Standard Webhooks (v1, HMAC-SHA256)",
+    }
 
 
-@router.get("/health", response_model=schemas.Health, tags=["health"], responses={503: {"model": schemas.Health, "description": "A dependency is down"}})
+@router.get(
+    "/health",
+    response_model=schemas.Health,
+    tags=["health"],
+    responses={503: {"model": schemas.Health, "description": "A dependency is down"}},
+)
 async def health(svc: ServicesDep) -> Response:
     from ..domain.errors import DependencyUnavailableError
 

@@ -35,9 +35,13 @@ class TaskCreate(BaseModel):
         description="http(s) URL that receives the result as a signed POST when the task ends. Alias: `notify_url`.",
     )
     delay_seconds: int = Field(default=0, ge=0, le=900, description="Start no sooner than this many seconds from now.")
-    max_attempts: int | None = Field(default=None, ge=1, le=10, description="Attempts before the task is FAILED (default 3).")
+    max_attempts: int | None = Field(
+        default=None, ge=1, le=10, description="Attempts before the task is FAILED (default 3)."
+    )
     timeout_seconds: int | None = Field(default=None, ge=1, le=840, description="Per-attempt time limit.")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Free-form data echoed back in the task and callback.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Free-form data echoed back in the task and callback."
+    )
     priority: bool = Field(default=False, description="Use the high-priority queue.")
 
     @field_validator("callback_url")

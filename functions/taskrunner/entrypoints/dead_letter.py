@@ -19,7 +19,8 @@ def fail_record(record: Any, services: Services) -> None:
     ref, _ = parsed
     receives = record.attributes.approximate_receive_count if hasattr(record, "attributes") else "?"
     services.worker.fail_from_dead_letter(
-        ref.task_id, f"the task's message was delivered {receives} times without finishing and moved to the dead-letter queue"
+        ref.task_id,
+        f"the task's message was delivered {receives} times without finishing and moved to the dead-letter queue",
     )
 
 

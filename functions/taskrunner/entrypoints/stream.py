@@ -49,7 +49,9 @@ async def follow(request: Request) -> Response:
         heartbeat_seconds=settings.stream_heartbeat_seconds,
         max_seconds=settings.stream_max_seconds,
     )
-    return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
 
 
 def stream_owner(request: Request, services: Services, task_id: str) -> str:

@@ -30,4 +30,6 @@ def run(params: FailParameters, ctx: TaskContext) -> dict[str, object]:
 
 
 def register(registry: TaskRegistry) -> None:
-    registry.register("fail", run, FailParameters, description="Fails with `message` (optionally succeeding from attempt N).")
+    registry.register(
+        "fail", run, FailParameters, description="Fails with `message` (optionally succeeding from attempt N)."
+    )

@@ -27,4 +27,6 @@ def run(params: FibonacciParameters, ctx: TaskContext) -> dict[str, object]:
 
 
 def register(registry: TaskRegistry) -> None:
-    registry.register("fibonacci", run, FibonacciParameters, description="Computes the n-th Fibonacci number (as a decimal string).")
+    registry.register(
+        "fibonacci", run, FibonacciParameters, description="Computes the n-th Fibonacci number (as a decimal string)."
+    )

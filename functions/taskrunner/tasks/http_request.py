@@ -29,7 +29,9 @@ def run(params: HttpRequestParameters, ctx: TaskContext) -> dict[str, Any]:
     if params.json_body is not None:
         body = json.dumps(params.json_body).encode()
         headers.setdefault("Content-Type", "application/json")
-    response = ctx.http.request(params.method, str(params.url), headers=headers, body=body, timeout=params.timeout_seconds)
+    response = ctx.http.request(
+        params.method, str(params.url), headers=headers, body=body, timeout=params.timeout_seconds
+    )
     if 500 <= response.status:
         raise RuntimeError(f"upstream answered HTTP {response.status}")  # retryable
     text = response.body[: params.max_response_bytes].decode("utf-8", "replace")
@@ -43,7 +45,9 @@ def run(params: HttpRequestParameters, ctx: TaskContext) -> dict[str, Any]:
         raise NonRetryableError(f"upstream answered HTTP {response.status}: {text[:200]}")
     return {
         "status_code": response.status,
-        "headers": {k.lower(): v for k, v in response.headers.items() if k.lower() in ("content-type", "content-length")},
+        "headers": {
+            k.lower(): v for k, v in response.headers.items() if k.lower() in ("content-type", "content-length")
+        },
         "json": parsed,
         "text": None if parsed is not None else text,
         "truncated": len(response.body) > params.max_response_bytes,
@@ -52,5 +56,10 @@ def run(params: HttpRequestParameters, ctx: TaskContext) -> dict[str, Any]:
 
 def register(registry: TaskRegistry) -> None:
     registry.register(
-        "http_request", run, HttpRequestParameters, description="Calls an HTTP API with a timeout and returns its answer.", queue="io", timeout_seconds=120
+        "http_request",
+        run,
+        HttpRequestParameters,
+        description="Calls an HTTP API with a timeout and returns its answer.",
+        queue="io",
+        timeout_seconds=120,
     )

@@ -22,4 +22,6 @@ def run(params: MessageParameters, ctx: TaskContext) -> dict[str, object]:
 
 
 def register(registry: TaskRegistry) -> None:
-    registry.register("message", run, MessageParameters, description="Stores `content` as a message (see GET /api/messages).")
+    registry.register(
+        "message", run, MessageParameters, description="Stores `content` as a message (see GET /api/messages)."
+    )

@@ -10,7 +10,9 @@ from .registry import TaskRegistry
 
 class RangeSumParameters(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    n: int = Field(default=1_000_000, ge=0, le=10**10, validation_alias=AliasChoices("n", "input"), description="Sums 0..n-1.")
+    n: int = Field(
+        default=1_000_000, ge=0, le=10**10, validation_alias=AliasChoices("n", "input"), description="Sums 0..n-1."
+    )
     chunks: int = Field(default=10, ge=1, le=1000, description="Progress steps.")
 
 
@@ -28,4 +30,6 @@ def run(params: RangeSumParameters, ctx: TaskContext) -> dict[str, int]:
 
 
 def register(registry: TaskRegistry) -> None:
-    registry.register("range_sum", run, RangeSumParameters, description="Sums the integers 0..n-1 (seed 004's computation).")
+    registry.register(
+        "range_sum", run, RangeSumParameters, description="Sums the integers 0..n-1 (seed 004's computation)."
+    )

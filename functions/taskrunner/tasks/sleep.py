@@ -19,9 +19,18 @@ def run(params: SleepParameters, ctx: TaskContext) -> dict[str, object]:
     steps = max(1, math.ceil(params.seconds))
     for step in range(steps):
         ctx.sleep(params.seconds / steps)
-        ctx.progress(100 * (step + 1) / steps, f"slept {min(params.seconds, (step + 1) * params.seconds / steps):g} of {params.seconds:g} s")
+        ctx.progress(
+            100 * (step + 1) / steps,
+            f"slept {min(params.seconds, (step + 1) * params.seconds / steps):g} of {params.seconds:g} s",
+        )
     return {"slept_seconds": params.seconds, "message": f"Task completed after {params.seconds:g} seconds"}
 
 
 def register(registry: TaskRegistry) -> None:
-    registry.register("sleep", run, SleepParameters, description="Sleeps for `seconds`, reporting progress every second.", timeout_seconds=840)
+    registry.register(
+        "sleep",
+        run,
+        SleepParameters,
+        description="Sleeps for `seconds`, reporting progress every second.",
+        timeout_seconds=840,
+    )

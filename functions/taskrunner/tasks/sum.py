@@ -15,7 +15,7 @@ class SumParameters(BaseModel):
     b: float | None = None
 
     @model_validator(mode="after")
-    def _one_form(self) -> "SumParameters":
+    def _one_form(self) -> SumParameters:
         if self.numbers is None and (self.a is None or self.b is None):
             raise ValueError("give `numbers` (a list) or both `a` and `b`")
         return self
