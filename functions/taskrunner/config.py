@@ -33,6 +33,7 @@ class Settings:
     api_keys_table_name: str = "api-keys"
     auth_required: bool = True
     stream_token_ttl_seconds: int = 3600
+    stream_accept_api_keys: bool = False
     rate_limit_per_second: float = 0.0
     rate_limit_burst: float = 50.0
     max_parameters_bytes: int = 32 * 1024
@@ -84,6 +85,7 @@ class Settings:
             api_keys_table_name=get("API_KEYS_TABLE_NAME", "api-keys"),
             auth_required=_bool(get("AUTH_REQUIRED", "true")),
             stream_token_ttl_seconds=int(get("STREAM_TOKEN_TTL_SECONDS", "3600")),
+            stream_accept_api_keys=_bool(get("STREAM_ACCEPT_API_KEYS", "false")),
             rate_limit_per_second=float(get("RATE_LIMIT_PER_SECOND", "0")),
             rate_limit_burst=float(get("RATE_LIMIT_BURST", "50")),
             max_parameters_bytes=int(get("MAX_PARAMETERS_BYTES", str(32 * 1024))),

@@ -114,6 +114,9 @@ def test_stream_requires_token_or_key_and_checks_owner(world):
     assert "token=" in link
     assert stream.get(link).status_code == 200 and '"COMPLETED"' in stream.get(link).text
     assert stream.get(f"/api/tasks/{tid}").status_code == 401
+    # as on AWS: the Function URL takes the token only, not API keys
+    assert stream.get(f"/api/tasks/{tid}", headers=h(keys["alice"])).status_code == 401
+    f.services.settings = dataclasses.replace(f.services.settings, stream_accept_api_keys=True)  # the local runner
     assert stream.get(f"/api/tasks/{tid}", headers=h(keys["alice"])).status_code == 200
     assert stream.get(f"/api/tasks/{tid}", headers=h(keys["bob"])).status_code == 404
     token = link.split("token=")[1]

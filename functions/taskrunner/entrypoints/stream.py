@@ -55,7 +55,10 @@ async def follow(request: Request) -> Response:
 
 
 def stream_owner(request: Request, services: Services, task_id: str) -> str:
-    """A stream token bound to this task (query ``token``), or an API key, names the owner."""
+    """The owner named by a stream token bound to this task (query ``token`` or a Bearer
+    token). API keys are accepted only where STREAM_ACCEPT_API_KEYS is set (the local runner,
+    whose front serves the stream itself); on AWS the Function URL takes tokens only, which the
+    API hands out after checking the key."""
     token = request.query_params.get("token")
     if token:
         return services.stream_tokens.verify(token, task_id)
@@ -67,6 +70,8 @@ def stream_owner(request: Request, services: Services, task_id: str) -> str:
         key = value.strip()
         if "." in key and not key.startswith("tr_"):
             return services.stream_tokens.verify(key, task_id)
+    if not services.settings.stream_accept_api_keys:
+        raise AuthenticationError("this endpoint takes the stream link's token (links.stream of the task)")
     return services.authenticator.owner_for(key)
 
 
