@@ -218,6 +218,15 @@ def test_cancel_pending_and_conflict_when_terminal():
         f.services.tasks.cancel("default", task.task_id)
 
 
+def test_cancelling_a_waiting_task_sends_its_callback():
+    f = make_fakes()
+    task = submit(f, callback_url="https://example.com/hook")
+    f.services.tasks.cancel("default", task.task_id)
+    assert f.queue.callbacks == [task.task_id]
+    f.services.callbacks.deliver(task.task_id)
+    assert json.loads(f.http.requests[-1]["body"])["status"] == "CANCELLED"
+
+
 def test_cancel_running_is_honoured_at_next_check():
     f = make_fakes()
     task = submit(f, name="sleep", parameters={"seconds": 3})

@@ -6,6 +6,7 @@ workers and concurrent cancels can never produce a lost update or an illegal tra
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -250,6 +251,10 @@ class TaskService:
                     )
                     self._telemetry.task_event("cancelled", cancelled)
                     self._telemetry.metric("TasksCancelled", 1, task_type=cancelled.name)
+                    if cancelled.callback is not None:
+                        # the task has ended: its callback goes out like any other's
+                        with contextlib.suppress(DependencyUnavailableError):
+                            self._queue.enqueue_callback(cancelled.task_id)
                     return cancelled
                 if task.status is TaskStatus.RUNNING:
                     if task.cancel_requested:
