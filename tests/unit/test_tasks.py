@@ -83,6 +83,20 @@ def test_http_request_goes_through_the_http_port():
     assert f.http.requests[0]["url"] == "https://api.example.com/weather?city=London"
 
 
+def test_http_request_to_a_refused_address_fails_at_once():
+    from taskrunner.adapters.egress import EgressPolicy, GuardedHttpClient
+
+    f = make_fakes()
+    f.services.worker._http = GuardedHttpClient(EgressPolicy())
+    task = f.services.tasks.submit(
+        "default", SubmitRequest("http_request", {"url": "http://169.254.169.254/latest/"})
+    ).task
+    f.services.worker.run(task.ref, timeout_hint=task.timeout_seconds)
+    stored = f.repo.tasks[task.task_id]
+    assert stored.status is TaskStatus.FAILED and stored.attempts == 1
+    assert stored.error.type == "EgressDeniedError" and "metadata" in stored.error.message
+
+
 def test_http_request_rejects_non_http_urls():
     with pytest.raises(InvalidParametersError) as exc:
         build_registry().get("http_request").validate({"url": "file:///etc/passwd"})

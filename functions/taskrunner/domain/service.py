@@ -22,6 +22,7 @@ from typing import Any
 from .errors import (
     ConditionFailedError,
     DependencyUnavailableError,
+    EgressDeniedError,
     IdempotencyConflictError,
     InvalidParametersError,
     InvalidTransitionError,
@@ -512,7 +513,8 @@ class WorkerService:
                 return self._finish(task, TaskStatus.CANCELLED, error=None)
             if isinstance(failure, TaskTimeoutError):
                 return self._failure(task, failure, retryable=True)
-            retryable = not isinstance(failure, (NonRetryableError, InvalidParametersError, ValueError, TypeError))
+            permanent = (NonRetryableError, InvalidParametersError, EgressDeniedError, ValueError, TypeError)
+            retryable = not isinstance(failure, permanent)
             if isinstance(failure, DependencyUnavailableError):
                 retryable = True
             return self._failure(task, failure, retryable=retryable)
