@@ -86,7 +86,10 @@ def test_request_counting_flow_on_moto():
     assert callback["lambda_requests"]["NotifierFunction"] == pytest.approx(0.1)
     stream = details["requests"]["scenarios"]["30 s stream"]
     assert stream["calls_per_task"]["dynamodb GetItem"] >= 30  # ~2 polls per second for 30 s
-    assert stream["lambda_gb_seconds"]["StreamFunction"] == pytest.approx(30 * 0.25)
+    from infra.local.template import functions, load_template
+
+    stream_gb = functions(load_template())["StreamFunction"].memory / 1024  # billed for the stream's whole life
+    assert stream["lambda_gb_seconds"]["StreamFunction"] == pytest.approx(30 * stream_gb)
     assert all(v["cost_per_million_tasks_usd"]["total"] > 0 for v in details["requests"]["scenarios"].values())
 
 
