@@ -87,7 +87,7 @@ def test_queue_visibility_is_six_times_the_consumer_timeout():
         for props in fn.events_of("SQS").values():
             queue = props["Queue"]["Fn::GetAtt"][0]
             visibility = RESOURCES[queue]["Properties"].get("VisibilityTimeout", 30)
-            assert visibility >= 6 * fn.timeout or queue.endswith("DLQ"), f"{queue}: {visibility} < 6 x {fn.timeout}"
+            assert visibility >= 6 * fn.timeout, f"{queue}: {visibility} < 6 x {fn.timeout}"
             assert props.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
 
 
