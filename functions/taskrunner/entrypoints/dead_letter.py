@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from ..bootstrap import Services, get_services
+from . import sqs_batch
 from .worker import parse_task_message
 
 logger = logging.getLogger(__name__)
@@ -31,9 +32,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def process_batch(event: dict[str, Any], context: Any, services: Services) -> dict[str, Any]:
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(  # type: ignore[return-value]
-        event=event, record_handler=lambda record: fail_record(record, services), processor=processor, context=context
-    )
+    return sqs_batch.process(event, context, lambda record: fail_record(record, services), what="dead-letter")

@@ -8,12 +8,9 @@ from typing import Any
 
 from ..bootstrap import Services, get_services
 from ..domain.models import TaskRef
+from . import sqs_batch
 
 logger = logging.getLogger(__name__)
-
-
-class RetryLaterError(Exception):
-    """The record is reported failed so SQS delivers it again after the visibility we set."""
 
 
 def parse_task_message(body: str) -> tuple[TaskRef, float | None] | None:
@@ -35,8 +32,7 @@ def run_record(record: Any, services: Services, remaining_seconds: float) -> Non
     ref, timeout = parsed
     outcome = services.worker.run(ref, remaining_seconds=remaining_seconds, timeout_hint=timeout)
     if not outcome.done:
-        services.queue.change_visibility(record.event_source_arn, record.receipt_handle, outcome.retry_after_seconds)
-        raise RetryLaterError(f"task {ref.task_id}: next delivery in {outcome.retry_after_seconds} s")
+        sqs_batch.redeliver_later(record, services, outcome.retry_after_seconds, f"task {ref.task_id}")
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -46,20 +42,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def process_batch(event: dict[str, Any], context: Any, services: Services) -> dict[str, Any]:
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-
-    def record_handler(record: Any) -> None:
+    def run(record: Any) -> None:
         remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else 900.0
-        try:
-            run_record(record, services, remaining)
-        except RetryLaterError:
-            raise
-        except Exception:
-            logger.exception("task record failed; it will be redelivered", extra={"message_id": record.message_id})
-            raise
+        run_record(record, services, remaining)
 
-    return process_partial_response(  # type: ignore[return-value]
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    return sqs_batch.process(event, context, run, what="task")
