@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from .domain.service import Policy
 
@@ -48,56 +49,76 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from environment variables; a variable that is not set keeps the default."""
         e = os.environ if env is None else env
+        policy = _overrides(e, _POLICY_ENV, Policy())
+        values = _overrides(e, _SETTINGS_ENV, cls())
+        region = e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION")
+        if region:
+            values["region"] = region
+        values["endpoint_url"] = e.get("AWS_ENDPOINT_URL") or None
+        values["stream_url"] = str(values.get("stream_url", "")).rstrip("/")
+        allow = e.get("EGRESS_ALLOW_LIST", "")
+        values["egress_allow_list"] = tuple(x.strip() for x in allow.split(",") if x.strip())
+        return cls(policy=Policy(**policy), **values)
 
-        def get(name: str, default: str = "") -> str:
-            return e.get(name, default)
 
-        policy = Policy(
-            default_max_attempts=int(get("DEFAULT_MAX_ATTEMPTS", "3")),
-            max_timeout_seconds=int(get("MAX_TASK_TIMEOUT_SECONDS", "840")),
-            pending_grace_seconds=int(get("PENDING_GRACE_SECONDS", "120")),
-            lease_grace_seconds=int(get("LEASE_GRACE_SECONDS", "30")),
-            retry_base_seconds=float(get("RETRY_BASE_SECONDS", "2")),
-            retry_cap_seconds=float(get("RETRY_CAP_SECONDS", "300")),
-            result_max_bytes=int(get("RESULT_MAX_BYTES", str(256 * 1024))),
-            callback_max_attempts=int(get("CALLBACK_MAX_ATTEMPTS", "8")),
-            callback_base_seconds=float(get("CALLBACK_RETRY_BASE_SECONDS", "30")),
-            callback_cap_seconds=float(get("CALLBACK_RETRY_CAP_SECONDS", "3600")),
-            callback_timeout_seconds=float(get("CALLBACK_TIMEOUT_SECONDS", "10")),
-        )
-        allow = tuple(x.strip() for x in get("EGRESS_ALLOW_LIST").split(",") if x.strip())
-        return cls(
-            region=get("AWS_REGION", get("AWS_DEFAULT_REGION", "us-east-1")),
-            endpoint_url=get("AWS_ENDPOINT_URL") or None,
-            tasks_table_name=get("TASKS_TABLE_NAME", "tasks"),
-            messages_table_name=get("MESSAGES_TABLE_NAME", "messages"),
-            tasks_queue_url=get("TASKS_QUEUE_URL"),
-            io_tasks_queue_url=get("IO_TASKS_QUEUE_URL"),
-            priority_tasks_queue_url=get("PRIORITY_TASKS_QUEUE_URL"),
-            callbacks_queue_url=get("CALLBACKS_QUEUE_URL"),
-            stream_url=get("STREAM_URL").rstrip("/"),
-            default_owner=get("DEFAULT_OWNER", "default"),
-            allow_loopback_egress=_bool(get("ALLOW_LOOPBACK_EGRESS", "false")),
-            egress_allow_list=allow,
-            signing_secret=get("SIGNING_SECRET"),
-            signing_secret_arn=get("SIGNING_SECRET_ARN"),
-            api_keys_table_name=get("API_KEYS_TABLE_NAME", "api-keys"),
-            auth_required=_bool(get("AUTH_REQUIRED", "true")),
-            stream_token_ttl_seconds=int(get("STREAM_TOKEN_TTL_SECONDS", "3600")),
-            stream_accept_api_keys=_bool(get("STREAM_ACCEPT_API_KEYS", "false")),
-            rate_limit_per_second=float(get("RATE_LIMIT_PER_SECOND", "0")),
-            rate_limit_burst=float(get("RATE_LIMIT_BURST", "50")),
-            max_parameters_bytes=int(get("MAX_PARAMETERS_BYTES", str(32 * 1024))),
-            metrics_namespace=get("POWERTOOLS_METRICS_NAMESPACE", "taskrunner"),
-            max_body_bytes=int(get("MAX_BODY_BYTES", str(256 * 1024))),
-            max_page_size=int(get("MAX_PAGE_SIZE", "100")),
-            stream_poll_seconds=float(get("STREAM_POLL_SECONDS", "0.25")),
-            stream_heartbeat_seconds=float(get("STREAM_HEARTBEAT_SECONDS", "5")),
-            stream_max_seconds=float(get("STREAM_MAX_SECONDS", "900")),
-            docs_enabled=_bool(get("DOCS_ENABLED", "true")),
-            policy=policy,
-        )
+# environment variable -> field; values are parsed as the field's default is typed
+_SETTINGS_ENV = {
+    "TASKS_TABLE_NAME": "tasks_table_name",
+    "MESSAGES_TABLE_NAME": "messages_table_name",
+    "API_KEYS_TABLE_NAME": "api_keys_table_name",
+    "TASKS_QUEUE_URL": "tasks_queue_url",
+    "IO_TASKS_QUEUE_URL": "io_tasks_queue_url",
+    "PRIORITY_TASKS_QUEUE_URL": "priority_tasks_queue_url",
+    "CALLBACKS_QUEUE_URL": "callbacks_queue_url",
+    "STREAM_URL": "stream_url",
+    "DEFAULT_OWNER": "default_owner",
+    "ALLOW_LOOPBACK_EGRESS": "allow_loopback_egress",
+    "SIGNING_SECRET": "signing_secret",
+    "SIGNING_SECRET_ARN": "signing_secret_arn",
+    "AUTH_REQUIRED": "auth_required",
+    "STREAM_TOKEN_TTL_SECONDS": "stream_token_ttl_seconds",
+    "STREAM_ACCEPT_API_KEYS": "stream_accept_api_keys",
+    "RATE_LIMIT_PER_SECOND": "rate_limit_per_second",
+    "RATE_LIMIT_BURST": "rate_limit_burst",
+    "MAX_PARAMETERS_BYTES": "max_parameters_bytes",
+    "POWERTOOLS_METRICS_NAMESPACE": "metrics_namespace",
+    "MAX_BODY_BYTES": "max_body_bytes",
+    "MAX_PAGE_SIZE": "max_page_size",
+    "STREAM_POLL_SECONDS": "stream_poll_seconds",
+    "STREAM_HEARTBEAT_SECONDS": "stream_heartbeat_seconds",
+    "STREAM_MAX_SECONDS": "stream_max_seconds",
+    "DOCS_ENABLED": "docs_enabled",
+}
+_POLICY_ENV = {
+    "DEFAULT_MAX_ATTEMPTS": "default_max_attempts",
+    "MAX_TASK_TIMEOUT_SECONDS": "max_timeout_seconds",
+    "PENDING_GRACE_SECONDS": "pending_grace_seconds",
+    "LEASE_GRACE_SECONDS": "lease_grace_seconds",
+    "RETRY_BASE_SECONDS": "retry_base_seconds",
+    "RETRY_CAP_SECONDS": "retry_cap_seconds",
+    "RESULT_MAX_BYTES": "result_max_bytes",
+    "CALLBACK_MAX_ATTEMPTS": "callback_max_attempts",
+    "CALLBACK_RETRY_BASE_SECONDS": "callback_base_seconds",
+    "CALLBACK_RETRY_CAP_SECONDS": "callback_cap_seconds",
+    "CALLBACK_TIMEOUT_SECONDS": "callback_timeout_seconds",
+}
+
+
+def _overrides(env: Mapping[str, str], names: Mapping[str, str], defaults: object) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for variable, field in names.items():
+        if variable in env:
+            default = getattr(defaults, field)
+            raw = env[variable]
+            if isinstance(default, bool):
+                out[field] = _bool(raw)
+            elif isinstance(default, int | float):
+                out[field] = type(default)(raw)
+            else:
+                out[field] = raw
+    return out
 
 
 @functools.cache
