@@ -12,7 +12,18 @@ from typing import Any
 import httpx
 
 from .report import Row, at_least, at_most, command
-from .stack import CpuSnapshot, LocalStack, collect, own_cpu, parse_iso, run_clients, sse_follow, submit, wait_idle
+from .stack import (
+    CPU_GROUPS,
+    CpuSnapshot,
+    LocalStack,
+    collect,
+    own_cpu,
+    parse_iso,
+    run_clients,
+    sse_follow,
+    submit,
+    wait_idle,
+)
 from .stats import percentile, summary
 
 
@@ -340,14 +351,7 @@ def bench_throughput(stack: LocalStack, counts: LiveCounts, details: dict[str, A
             ccmd,
         )
     )
-    for group in (
-        "API function",
-        "worker function",
-        "other functions",
-        "stream function",
-        "runner (front + pollers)",
-        "moto (excluded)",
-    ):
+    for group in CPU_GROUPS:
         rows.append(
             Row(f"cpu.{group.split()[0].lower()}", "3 CPU per task", group, per_task[group], "ms/task", "", None, ccmd)
         )

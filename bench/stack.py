@@ -21,7 +21,8 @@ from typing import Any
 
 import httpx
 
-from infra.local.procs import die_with_parent, free_port
+from infra.local.launch import start_runner, wait_until_serving
+from infra.local.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
@@ -83,48 +84,23 @@ def start_stack(*, args: list[str] | None = None, env: dict[str, str] | None = N
     tmp = Path(tempfile.mkdtemp(prefix="taskrunner-bench-"))
     port, moto_port = free_port(), free_port()
     state_file = tmp / "runner.json"
-    run_env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
-    run_env.update(env or {})
     extra = list(args or [])
-    cmd = [
-        sys.executable,
-        "-m",
-        "infra.local",
-        "--port",
-        str(port),
-        "--moto-port",
-        str(moto_port),
-        "--state-file",
-        str(state_file),
-        *extra,
-    ]
-    started = time.monotonic()
-    with (tmp / "runner.log").open("wb") as log:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=run_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,  # noqa: PLW1509
-        )
-    url = f"http://127.0.0.1:{port}"
-    stack = LocalStack(url, proc, tmp, {}, 0.0, extra)
+    proc = start_runner(
+        port=port,
+        moto_port=moto_port,
+        state_file=state_file,
+        log_path=tmp / "runner.log",
+        args=extra,
+        env=env,
+        die_with_us=True,
+    )
+    stack = LocalStack(f"http://127.0.0.1:{port}", proc, tmp, {}, 0.0, extra)
     try:
-        while time.monotonic() - started < timeout:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the local stack exited with {proc.returncode}:\n{stack.log_tail()}")
-            if state_file.exists():
-                with contextlib.suppress(httpx.HTTPError, ValueError):
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        stack.state = json.loads(state_file.read_text())
-                        stack.ready_seconds = time.monotonic() - started
-                        return stack
-            time.sleep(0.1)
-        raise RuntimeError(f"the local stack was not ready in {timeout:.0f} s:\n{stack.log_tail()}")
+        stack.state, stack.ready_seconds = wait_until_serving(proc, stack.url, state_file, stack.log_path, timeout)
     except BaseException:
         stack.stop()
         raise
+    return stack
 
 
 @contextlib.contextmanager

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from infra.local.launch import start_runner, wait_until_serving
 from infra.local.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,43 +77,21 @@ def start_stack(
     port = free_port()
     state_file = tmp / f"runner-{port}.json"
     log_path = tmp / f"runner-{port}.log"
-    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    env = dict(extra_env or {})
     if endpoint:
         env["AWS_ENDPOINT_URL"] = endpoint
-    env.update(extra_env or {})
-    cmd = [
-        sys.executable,
-        "-m",
-        "infra.local",
-        "--port",
-        str(port),
-        "--moto-port",
-        str(free_port()),
-        "--state-file",
-        str(state_file),
-        *(args or []),
-    ]
-    if prefix:
-        cmd += ["--prefix", prefix]
-    started = time.monotonic()
-    with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    run_args = [*(args or []), *(["--prefix", prefix] if prefix else [])]
+    proc = start_runner(
+        port=port, moto_port=free_port(), state_file=state_file, log_path=log_path, args=run_args, env=env
+    )
     url = f"http://127.0.0.1:{port}"
-    deadline = started + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"runner exited with {proc.returncode}:\n{log_path.read_text()}")
-        if state_file.exists():
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    return RunningStack(
-                        url, proc, log_path, time.monotonic() - started, json.loads(state_file.read_text())
-                    )
-            except httpx.HTTPError:
-                pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"runner not ready in 90 s:\n{log_path.read_text()}")
+    try:
+        state, seconds = wait_until_serving(proc, url, state_file, log_path)
+    except RuntimeError:
+        proc.kill()
+        proc.wait(10)
+        raise
+    return RunningStack(url, proc, log_path, seconds, state)
 
 
 def sse_events(
