@@ -341,6 +341,10 @@ class _RunContext:
     def http(self) -> HttpClient:
         return self._http
 
+    @property
+    def abandoned(self) -> bool:
+        return self._abandoned.is_set()
+
     def abandon(self) -> None:
         """Called by the worker when it gave up waiting; the task's next check stops it."""
         self._abandoned.set()
@@ -508,7 +512,7 @@ class WorkerService:
         if "error" in box:
             failure: BaseException = box["error"]
             if isinstance(failure, TaskCancelledError):
-                if ctx._abandoned.is_set():
+                if ctx.abandoned:
                     return RunOutcome.finished()
                 return self._finish(task, TaskStatus.CANCELLED, error=None)
             if isinstance(failure, TaskTimeoutError):

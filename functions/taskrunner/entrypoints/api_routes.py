@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import anyio
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
 from ..bootstrap import Services
+from ..domain.errors import DependencyUnavailableError, PayloadTooLargeError, ThrottledError
 from ..domain.models import Task, TaskStatus
 from ..domain.service import SubmitRequest
 from . import api_schemas as schemas
@@ -37,8 +39,6 @@ def presented_key(request: Request) -> str | None:
 
 async def current_owner(request: Request, svc: Annotated[Services, Depends(services)]) -> str:
     """The caller's owner id, from its API key; every /api route depends on it."""
-    from ..domain.errors import ThrottledError
-
     if svc.authenticator is None:
         owner = svc.settings.default_owner
     else:
@@ -87,10 +87,6 @@ async def submit_task(
     owner: OwnerDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> dict[str, Any]:
-    import json
-
-    from ..domain.errors import PayloadTooLargeError
-
     if len(json.dumps(body.parameters, default=str)) > svc.settings.max_parameters_bytes:
         raise PayloadTooLargeError(f"parameters are larger than {svc.settings.max_parameters_bytes} bytes as JSON")
     request = SubmitRequest(
@@ -257,8 +253,6 @@ async def callback_secret(svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
     responses={503: {"model": schemas.Health, "description": "A dependency is down"}},
 )
 async def health(svc: ServicesDep) -> Response:
-    from ..domain.errors import DependencyUnavailableError
-
     checks: dict[str, str] = {}
     for label, probe in (("dynamodb", svc.repository.ping), ("sqs", svc.queue.ping)):
         try:
