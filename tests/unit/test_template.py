@@ -118,3 +118,31 @@ def test_cfn_lint_is_clean():
 
     problems = lint_file(PATH)
     assert problems == [], "\n".join(str(p) for p in problems)
+
+
+def granted(fn, action):
+    """The logical ids ``fn`` may perform ``action`` on."""
+    out = set()
+    for st in statements(fn):
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        if action in actions:
+            out |= set(referenced(st["Resource"]))
+    return out
+
+
+# What each function's code does to which resource, beyond its event sources: a flow that
+# needs an action the template does not grant fails on AWS with AccessDenied.
+PERFORMED = [
+    ("ApiFunction", "sqs:SendMessage", "TasksQueue", "submit"),
+    ("ApiFunction", "sqs:SendMessage", "CallbacksQueue", "cancel of a waiting task with a callback"),
+    ("WorkerFunction", "sqs:SendMessage", "CallbacksQueue", "a task ends with a callback"),
+    ("DeadLetterFunction", "sqs:SendMessage", "CallbacksQueue", "a dead-lettered task with a callback"),
+    ("ReconcilerFunction", "sqs:SendMessage", "TasksQueue", "re-drive"),
+    ("NotifierFunction", "secretsmanager:GetSecretValue", "SigningSecret", "signing callbacks"),
+    ("StreamFunction", "secretsmanager:GetSecretValue", "SigningSecret", "checking stream tokens"),
+]
+
+
+@pytest.mark.parametrize(("fn", "action", "resource", "why"), PERFORMED)
+def test_what_the_code_does_is_granted(fn, action, resource, why):
+    assert resource in granted(fn, action), f"{fn} needs {action} on {resource} ({why})"

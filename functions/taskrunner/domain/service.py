@@ -254,8 +254,12 @@ class TaskService:
                     self._telemetry.metric("TasksCancelled", 1, task_type=cancelled.name)
                     if cancelled.callback is not None:
                         # the task has ended: its callback goes out like any other's
-                        with contextlib.suppress(DependencyUnavailableError):
+                        try:
                             self._queue.enqueue_callback(cancelled.task_id)
+                        except DependencyUnavailableError as exc:
+                            # the cancel itself stands; say loudly that its callback did not go
+                            self._telemetry.task_event("callback_not_enqueued", cancelled, error=str(exc))
+                            self._telemetry.metric("CallbacksFailed", 1, task_type=cancelled.name)
                     return cancelled
                 if task.status is TaskStatus.RUNNING:
                     if task.cancel_requested:
