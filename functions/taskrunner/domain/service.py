@@ -6,7 +6,6 @@ workers and concurrent cancels can never produce a lost update or an illegal tra
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
