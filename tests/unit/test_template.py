@@ -146,3 +146,44 @@ PERFORMED = [
 @pytest.mark.parametrize(("fn", "action", "resource", "why"), PERFORMED)
 def test_what_the_code_does_is_granted(fn, action, resource, why):
     assert resource in granted(fn, action), f"{fn} needs {action} on {resource} ({why})"
+
+
+NAME_PROPERTIES = {"Name", "DashboardName", "TableName", "QueueName", "FunctionName", "TopicName", "AlarmName"}
+
+
+def _named(node, path=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("Dimensions", "Metrics", "Tags"):
+                continue  # names of metric dimensions, not of resources
+            if key in NAME_PROPERTIES and path.count("/") >= 2:
+                yield f"{path}/{key}", value
+            yield from _named(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _named(value, f"{path}/{i}")
+
+
+def test_account_unique_names_include_the_stack_name():
+    """A second stack in the same account and region must create: every name that AWS keeps
+    unique per account and region (schedules, dashboards, tables, queues...) carries the stack's."""
+    names = list(_named(RESOURCES))
+    assert names, "expected at least the reconciler's schedule name"
+    for where, value in names:
+        assert isinstance(value, dict) and "${AWS::StackName}" in str(value.get("Fn::Sub", "")), (
+            f"{where} = {value!r} is the same in every stack"
+        )
+
+
+def test_alarm_notifications_can_be_delivered():
+    """CloudWatch cannot publish to a topic encrypted with the AWS managed SNS key."""
+    for logical, res in resources_of(TEMPLATE, "AWS::CloudWatch::Alarm").items():
+        for action in res["Properties"].get("AlarmActions", []):
+            topic = RESOURCES[action["Ref"]]["Properties"]
+            assert topic.get("KmsMasterKeyId") in (None, ""), f"{logical} publishes to a topic CloudWatch cannot use"
+
+
+def test_stream_function_concurrency_is_capped():
+    props = RESOURCES["StreamFunction"]["Properties"]
+    assert props["ReservedConcurrentExecutions"] == {"Ref": "StreamConcurrency"}
+    assert int(TEMPLATE["Parameters"]["StreamConcurrency"]["Default"]) >= 1
