@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 PORT ?= 8000
 STAGE ?= dev
+ENDPOINT ?= http://127.0.0.1:4566
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test keys test-unit test-integration test-e2e lint format typecheck validate build bench deploy deploy-localstack clean
@@ -64,11 +65,13 @@ keys: install ## Manage API keys: make keys ARGS="create --owner alice" (list, r
 bench: install ## Benchmarks of DESIGN.md's budgets; writes bench-results.json
 	$(BIN)/python -m bench
 
-deploy: build ## sam deploy to AWS (uses samconfig.toml [default]; STAGE=dev)
-	$(SAM_VENV)/bin/sam deploy --parameter-overrides Stage=$(STAGE)
+deploy: build ## sam deploy to AWS: STAGE=dev (default) or STAGE=prod, samconfig.toml's [dev] or [prod]
+	@grep -q '^\[$(STAGE)\.deploy\.parameters\]' samconfig.toml || { echo "no [$(STAGE)] environment in samconfig.toml" >&2; exit 2; }
+	$(SAM_VENV)/bin/sam deploy --config-env $(STAGE)
 
-deploy-localstack: build ## sam deploy to LocalStack (needs LocalStack with Docker; samconfig.toml [localstack])
-	$(SAM_VENV)/bin/sam deploy --config-env localstack
+deploy-localstack: build ## sam deploy to LocalStack only (ENDPOINT=http://127.0.0.1:4566; samconfig.toml [localstack])
+	env -u AWS_PROFILE -u AWS_SESSION_TOKEN AWS_ENDPOINT_URL=$(ENDPOINT) AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+	  $(SAM_VENV)/bin/sam deploy --config-env localstack
 
 clean: ## Remove build outputs and caches (keeps .venv)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local bench-results.json
