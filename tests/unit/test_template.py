@@ -187,3 +187,18 @@ def test_stream_function_concurrency_is_capped():
     props = RESOURCES["StreamFunction"]["Properties"]
     assert props["ReservedConcurrentExecutions"] == {"Ref": "StreamConcurrency"}
     assert int(TEMPLATE["Parameters"]["StreamConcurrency"]["Default"]) >= 1
+
+
+def test_worker_timeout_queues_and_task_timeout_agree():
+    """A task may run its whole timeout inside one worker invocation, and its message stays
+    invisible while it does: the task cap, the worker's timeout and the queues agree."""
+    from taskrunner.domain.service import Policy
+    from taskrunner.tasks.sleep import SleepParameters
+
+    worker = functions(TEMPLATE)["WorkerFunction"]
+    cap = int(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["MAX_TASK_TIMEOUT_SECONDS"])
+    assert cap + Policy().stop_margin_seconds <= worker.timeout <= 900
+    assert SleepParameters.model_fields["seconds"].metadata[-1].le <= cap
+    for props in worker.events_of("SQS").values():
+        queue = RESOURCES[props["Queue"]["Fn::GetAtt"][0]]["Properties"]
+        assert queue["VisibilityTimeout"] >= 6 * worker.timeout

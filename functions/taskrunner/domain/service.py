@@ -430,6 +430,14 @@ class WorkerService:
         task_id = ref.task_id
         now = self._clock.now()
         budget = max(1.0, remaining_seconds - p.stop_margin_seconds)
+        if timeout_hint and timeout_hint > budget:
+            # What is left of this invocation (later records of a batch) cannot give the task
+            # its whole timeout: leave it unclaimed, attempt unspent, for a fresh invocation.
+            logger.info(
+                "not enough time left in this invocation; task handed back",
+                extra={"task_id": task_id, "timeout_seconds": timeout_hint, "remaining_seconds": remaining_seconds},
+            )
+            return RunOutcome.later(0)
         run_for = max(1.0, min(float(timeout_hint or p.max_timeout_seconds), budget))
         lease = iso(after(now, run_for + p.lease_grace_seconds))
         try:
