@@ -674,10 +674,13 @@ class CallbackService:
         attempt = cb.attempts + 1
         error: str | None = None
         code: int | None = None
+        refused = False
         try:
             code = self._sender.send(
                 cb.url, payload, message_id=f"msg_{task.task_id}", timeout=p.callback_timeout_seconds, owner=task.owner
             )
+        except EgressDeniedError as exc:
+            error, refused = str(exc), True
         except TaskRunnerError as exc:
             error = str(exc)
         except OSError as exc:
@@ -693,7 +696,7 @@ class CallbackService:
             return DeliveryOutcome(done=True, status=CallbackStatus.DELIVERED)
         if code is not None:
             error = f"receiver answered HTTP {code}"
-        permanent = code == 410 or (error is not None and error.startswith("refused:"))
+        permanent = code == 410 or refused
         if permanent or attempt >= p.callback_max_attempts:
             state = dataclasses.replace(cb, status=CallbackStatus.FAILED, attempts=attempt, last_error=error)
             self._record(task, state, now)
