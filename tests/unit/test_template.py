@@ -202,3 +202,25 @@ def test_worker_timeout_queues_and_task_timeout_agree():
     for props in worker.events_of("SQS").values():
         queue = RESOURCES[props["Queue"]["Fn::GetAtt"][0]]["Properties"]
         assert queue["VisibilityTimeout"] >= 6 * worker.timeout
+
+
+def test_every_bundle_ships_the_sdk_the_tests_run_against():
+    """The functions do not depend on the Lambda runtime's boto3, which changes without notice."""
+    from infra.local.template import ROOT
+
+    def pins(path):
+        out = {}
+        for line in path.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line.startswith("-r "):
+                out.update(pins(path.parent / line[3:].strip()))
+            elif "==" in line:
+                name, version = line.split("==", 1)
+                out[name.strip().lower()] = version.strip()
+        return out
+
+    tested = pins(ROOT / "constraints.txt")
+    for kind in ("api", "stream", "worker"):
+        bundle = pins(ROOT / "functions" / "requirements" / f"{kind}.txt")
+        for sdk in ("boto3", "botocore"):
+            assert bundle.get(sdk) == tested[sdk], f"{kind} bundle: {sdk} {bundle.get(sdk)} != tested {tested[sdk]}"
