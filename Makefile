@@ -9,10 +9,10 @@ STAGE ?= dev
 ENDPOINT ?= http://127.0.0.1:4566
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test keys test-unit test-integration test-e2e lint format typecheck validate build bench deploy deploy-localstack clean
+.PHONY: help install browser run test keys test-unit test-integration test-e2e lint format typecheck validate build bench deploy deploy-localstack clean
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: functions/requirements.txt functions/requirements/*.txt requirements-dev.txt constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,10 @@ install: $(BIN)/.installed ## Create .venv and install the pinned dependencies
 run: install ## Start the whole stack locally on http://127.0.0.1:8000 (ARGS="--set KEY=VALUE ..." for more)
 	$(BIN)/python -m infra.local --port $(PORT) $(ARGS)
 
-test: install ## Run the whole test suite (unit, integration, end-to-end)
+browser: ## Install Debian's headless Chromium for the browser test, if missing
+	@bash infra/tools/ensure-browser.sh
+
+test: install browser ## Run the whole test suite (unit, integration, end-to-end)
 	$(BIN)/python -m pytest
 
 test-unit: install ## Unit tests only (no network)
@@ -35,7 +38,7 @@ test-unit: install ## Unit tests only (no network)
 test-integration: install ## Integration tests (moto)
 	$(BIN)/python -m pytest tests/integration
 
-test-e2e: install ## End-to-end tests against the local runner
+test-e2e: install browser ## End-to-end tests against the local runner
 	$(BIN)/python -m pytest tests/e2e
 
 lint: install ## ruff lint and format check
