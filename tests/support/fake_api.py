@@ -154,12 +154,12 @@ class FakeApi:
         history = [
             {**task, "status": "PENDING", "result": None, "version": 1},
             {**task, "status": "RUNNING", "result": None, "version": 2},
-            {**task, "version": 3},
+            dict(task),
         ]
         if self.stream == "truncated":
             history = history[:2]
         elif self.stream == "failed":
-            history[-1] = {**task, "status": "FAILED", "result": None, "error": "Boom", "version": 3}
+            history[-1] = {**task, "status": "FAILED", "result": None, "error": "Boom"}
         last = h.headers.get("last-event-id")
         if last is not None and self.stream != "ignores-last-id":
             history = [e for e in history if e["version"] > int(last)]
@@ -170,3 +170,5 @@ class FakeApi:
         for event in history:
             h.wfile.write(f"id: {event['version']}\ndata: {json.dumps(event)}\n\n".encode())
             h.wfile.flush()
+        if task["callback"]:
+            task["version"] = 4  # the callback was delivered after this stream: one more write

@@ -67,7 +67,7 @@ def test_a_failing_dependency_fails_that_step_only():
     [
         ("stream", "truncated", {"stream"}, "without the terminal one (last status RUNNING)"),
         ("stream", "failed", {"stream"}, "status FAILED, expected COMPLETED (error: Boom)"),
-        ("stream", "ignores-last-id", {"stream"}, "resuming with Last-Event-ID 2 gave events [1, 2, 3]"),
+        ("stream", "ignores-last-id", {"stream"}, "resuming with Last-Event-ID 2 gave events [1, 2, 4]"),
         ("wrong_result", True, {"stream", "state"}, "expected result"),
         ("cancel", "ignored", {"cancel"}, "cancel answered status RUNNING without cancel_requested"),
         ("callback", "FAILED", {"callback"}, "callback FAILED after 1 attempts"),
