@@ -8,7 +8,7 @@ PORT ?= 8000
 STAGE ?= dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test keys test-unit test-integration test-e2e lint format typecheck validate build bench deploy deploy-localstack clean
+.PHONY: help install run test keys test-unit test-integration test-e2e lint format typecheck validate build bench deploy deploy-localstack smoke clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -66,6 +66,12 @@ bench: install ## Benchmarks of DESIGN.md's budgets; writes bench-results.json
 
 deploy: build ## sam deploy to AWS (uses samconfig.toml [default]; STAGE=dev)
 	$(SAM_VENV)/bin/sam deploy --parameter-overrides Stage=$(STAGE)
+
+# URL, KEY and CALLBACK of `make smoke`; without URL, the local stack (make run) and its development key.
+LOCAL_KEY := tr_dev00000_local-development-key
+smoke: install ## Smoke-test a deployed stack: make smoke URL=<ApiUrl> KEY=tr_... [CALLBACK=<url>] (no URL: the local stack)
+	@TASKRUNNER_API_KEY="$(or $(KEY),$(if $(URL),,$(LOCAL_KEY)))" $(BIN)/python -m infra.smoke \
+	  --url "$(or $(URL),http://127.0.0.1:$(PORT))" $(if $(CALLBACK),--callback "$(CALLBACK)") $(ARGS)
 
 deploy-localstack: build ## sam deploy to LocalStack (needs LocalStack with Docker; samconfig.toml [localstack])
 	$(SAM_VENV)/bin/sam deploy --config-env localstack
