@@ -9,7 +9,7 @@ STAGE ?= dev
 ENDPOINT ?= http://127.0.0.1:4566
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser run test keys test-unit test-integration test-e2e lint format typecheck validate build bench deploy deploy-localstack clean
+.PHONY: help install browser run test keys test-unit test-integration test-e2e lint format typecheck validate build bench deploy deploy-localstack smoke clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -75,6 +75,12 @@ deploy: build ## sam deploy to AWS: STAGE=dev (default) or STAGE=prod, samconfig
 deploy-localstack: build ## sam deploy to LocalStack only (ENDPOINT=http://127.0.0.1:4566; samconfig.toml [localstack])
 	env -u AWS_PROFILE -u AWS_SESSION_TOKEN AWS_ENDPOINT_URL=$(ENDPOINT) AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
 	  $(SAM_VENV)/bin/sam deploy --config-env localstack
+
+# URL, KEY and CALLBACK of `make smoke`; without URL, the local stack (make run) and its development key.
+LOCAL_KEY := tr_dev00000_local-development-key
+smoke: install ## Smoke-test a deployed stack: make smoke URL=<ApiUrl> KEY=tr_... [CALLBACK=<url>] (no URL: the local stack)
+	@TASKRUNNER_API_KEY="$(or $(KEY),$(if $(URL),,$(LOCAL_KEY)))" $(BIN)/python -m infra.smoke \
+	  --url "$(or $(URL),http://127.0.0.1:$(PORT))" $(if $(CALLBACK),--callback "$(CALLBACK)") $(ARGS)
 
 clean: ## Remove build outputs and caches (keeps .venv)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local bench-results.json
