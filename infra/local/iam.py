@@ -43,6 +43,22 @@ MANAGED_POLICIES_FILE = Path(__file__).with_name("managed_policies.json")
 IAM_PREFIX = {"monitoring": "cloudwatch", "email": "ses", "execute-api": "execute-api"}
 
 
+# Grants the local stack needs beyond the template, each for a local-only setting of the
+# function's environment (infra/sam/env.local.json), with why; shown as their source.
+LOCAL_GRANTS: list[dict[str, Any]] = [
+    {
+        "function": "StreamFunction",
+        "when": ("STREAM_ACCEPT_API_KEYS", "true"),
+        "why": "the local front serves the stream itself and accepts the API key there; on AWS it takes tokens only",
+        "statement": {
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem"],
+            "Resource": {"Fn::GetAtt": ["ApiKeysTable", "Arn"]},
+        },
+    },
+]
+
+
 class IamError(Exception):
     """The template's roles cannot be expanded or evaluated offline."""
 
@@ -170,9 +186,15 @@ def _with_unprovisioned(template: dict[str, Any], resolver: Resolver, prefix: st
 
 
 def policy_file(
-    template: dict[str, Any], resolver: Resolver, *, calls_log: Path | str, prefix: str = "taskrunner-local"
+    template: dict[str, Any],
+    resolver: Resolver,
+    *,
+    calls_log: Path | str,
+    prefix: str = "taskrunner-local",
+    envs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """What the embedded endpoint enforces: key id -> function -> its resolved statements."""
+    """What the embedded endpoint enforces: key id -> function -> its resolved statements.
+    ``envs`` (each function's local environment) switches on the LOCAL_GRANTS it needs."""
     full = _with_unprovisioned(template, resolver, prefix)
     known = managed_policies()
     functions: dict[str, Any] = {}
@@ -187,6 +209,11 @@ def policy_file(
                     "add its public document there"
                 )
             statements += _resolved_statements(known[arn], full, arn.rsplit("/", 1)[-1])
+        for grant in LOCAL_GRANTS:
+            variable, value = grant["when"]
+            if grant["function"] == name and (envs or {}).get(name, {}).get(variable, "").lower() == value:
+                document = {"Statement": [grant["statement"]]}
+                statements += _resolved_statements(document, full, f"local exception ({variable}={value})")
         functions[name] = {"role": role.role, "access_key_id": access_key_id(name), "statements": statements}
     secrets = {
         v["Name"]: v["Ref"]
