@@ -594,6 +594,12 @@ class Enforcer:
             self.keys = dict(data["keys"])
             self._mtime = mtime
 
+    def close(self) -> None:
+        with self._lock:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+
     def function_of(self, key: str) -> str | None:
         """The function whose access key this is; None for the runner's (unrestricted) keys."""
         self.refresh()
