@@ -230,7 +230,9 @@ def policy_file(
     }
 
 
-def write_policy_file(path: Path, data: dict[str, Any]) -> None:
+def write_policy_file(path: Path | str, data: dict[str, Any]) -> None:
+    """Written whole, then renamed: the endpoint never reads half a file."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1))
     os.replace(tmp, path)
@@ -564,6 +566,8 @@ class Enforcer:
         self._clock = clock
         self._lock = threading.Lock()
         self._mtime: int | None = None
+        self._looked = 0.0
+        self.reload_every = 0.5  # seconds
         self.keys: dict[str, str] = {}
         self.roles: dict[str, str] = {}
         self.policies: dict[str, Policy] = {}
@@ -601,9 +605,16 @@ class Enforcer:
                 self._log = None
 
     def function_of(self, key: str) -> str | None:
-        """The function whose access key this is; None for the runner's (unrestricted) keys."""
-        self.refresh()
-        return self.keys.get(key)
+        """The function whose access key this is; None for the runner's (unrestricted) keys.
+        A function's key rereads a changed policy file at most twice a second; any other key
+        always looks (the first calls of the functions follow the file's first writing)."""
+        function = self.keys.get(key)
+        now = time.monotonic()
+        if function is None or now - self._looked > self.reload_every:
+            self._looked = now
+            self.refresh()
+            function = self.keys.get(key)
+        return function
 
     def decide(self, function: str, action: str, resource: str) -> Decision:
         cache_key = (function, action.lower(), resource)

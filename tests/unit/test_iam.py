@@ -331,6 +331,7 @@ def test_enforcer_denies_logs_and_reloads(tmp_path):
     assert [(c["action"], c["allowed"]) for c in calls] == [("dynamodb:GetItem", True), ("dynamodb:DeleteItem", False)]
     assert "granted by" in iam.operations_table(calls) and "DENIED" in iam.operations_table(calls)
 
+    enforcer.reload_every = 0  # a function's key sees a changed policy file within this
     data["functions"]["Fn"]["statements"][0]["Action"] = "dynamodb:*"
     iam.write_policy_file(path, data)
     os.utime(path, ns=(1, 10**18))  # a new mtime even within the clock's resolution
