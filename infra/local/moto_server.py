@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import io
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -58,7 +58,7 @@ class IamMiddleware:
         self.enforcer = Enforcer(policy_path)
         self._key_of = access_key_of
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         authorization = environ.get("HTTP_AUTHORIZATION", "")
         query = environ.get("QUERY_STRING", "")
         if self.enforcer.function_of(self._key_of(authorization)) is None and "X-Amz-Credential=" not in query:
