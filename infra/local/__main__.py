@@ -18,12 +18,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from .esm import SqsEventSource
 from .front import Front
+from .iam import function_credentials, policy_file, write_policy_file
 from .pool import FunctionPool, child_env
 from .procs import die_with_parent, free_port, port_open, wait_for_port
 from .provision import provision
@@ -83,22 +85,42 @@ def load_local_env() -> dict[str, dict[str, str]]:
     return data
 
 
-def start_moto(port: int) -> subprocess.Popen[bytes]:
+def start_moto(port: int, iam_policy: Path) -> subprocess.Popen[bytes]:
     if port_open("127.0.0.1", port):
         raise SystemExit(
             f"port {port} is already in use; stop what listens there, pass --moto-port, "
             f"or point AWS_ENDPOINT_URL at it if it is an AWS endpoint"
         )
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter
-        [sys.executable, "-m", "infra.local.moto_server", "-H", "127.0.0.1", "-p", str(port)],
+        [
+            sys.executable,
+            *("-m", "infra.local.moto_server", "-H", "127.0.0.1", "-p", str(port)),
+            *("--iam-policy", str(iam_policy)),
+        ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         preexec_fn=die_with_parent,  # noqa: PLW1509 - needed so it dies with us
     )
+    threading.Thread(target=_forward_denials, args=(proc,), daemon=True, name="iam-denials").start()
     if not wait_for_port("127.0.0.1", port, 20):
         proc.kill()
         raise SystemExit("the embedded AWS endpoint (moto) did not start")
     return proc
+
+
+def _forward_denials(proc: subprocess.Popen[bytes]) -> None:
+    """The endpoint's IAM denials on our console; the rest of its output is moto's noise."""
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith(b"IAM "):
+            sys.stderr.write(line.decode(errors="replace"))
+            sys.stderr.flush()
+
+
+def iam_paths(state_file: str) -> tuple[Path, Path]:
+    """(policy file, calls log) of a runner, next to its state file."""
+    state = Path(state_file)
+    return state.with_name(state.stem + ".iam-policy.json"), state.with_name(state.stem + ".iam-calls.jsonl")
 
 
 class Stack:
@@ -110,6 +132,8 @@ class Stack:
         self.sources: list[SqsEventSource] = []
         self.tasks: list[asyncio.Task[Any]] = []
         self.summary: list[tuple[str, str]] = []
+        self.iam = False
+        self._esm_clients: dict[str, Any] = {}
 
     async def start(self) -> Any:
         t0 = time.perf_counter()
@@ -120,12 +144,24 @@ class Stack:
         region = base_env.get("AWS_REGION") or base_env.get("AWS_DEFAULT_REGION") or "us-east-1"
         base_env["AWS_REGION"] = base_env["AWS_DEFAULT_REGION"] = region
         endpoint = args.endpoint
+        # IAM: the embedded endpoint checks every function's calls against its role in the template
+        self.iam = not endpoint
+        policy_path, calls_log = iam_paths(args.state_file)
         if not endpoint:
-            self.moto = start_moto(args.moto_port)
+            policy_path.parent.mkdir(parents=True, exist_ok=True)
+            policy_path.unlink(missing_ok=True)
+            calls_log.write_text("")
+            self.moto = start_moto(args.moto_port, policy_path)
             endpoint = f"http://127.0.0.1:{args.moto_port}"
             self.summary.append(("AWS endpoint", f"{endpoint} (embedded moto server)"))
+            self.summary.append(
+                ("IAM", f"each function's calls checked against its role in template.yaml: {calls_log}")
+            )
         else:
             self.summary.append(("AWS endpoint", f"{endpoint} (AWS_ENDPOINT_URL)"))
+            self.summary.append(
+                ("IAM", f"enforced by {endpoint}, not by the runner (LocalStack: ENFORCE_IAM=1); functions share a key")
+            )
         os.environ.update({k: base_env[k] for k in (*DEV_CREDENTIALS, "AWS_REGION", "AWS_DEFAULT_REGION")})
         import boto3
         from botocore.config import Config
@@ -172,7 +208,14 @@ class Stack:
                 }
             )
             envs[name] = child_env(base_env, resolved)
+            if self.iam:  # its own key, as Lambda gives each function its execution role's
+                envs[name].update(function_credentials(name))
             envs[name]["PATH"] = os.path.dirname(sys.executable) + os.pathsep + envs[name].get("PATH", "")
+        if self.iam:
+            policies = await asyncio.to_thread(
+                policy_file, template, resolver, calls_log=calls_log, prefix=args.prefix, envs=envs
+            )
+            write_policy_file(policy_path, policies)
 
         sqs = session.client(
             "sqs",
@@ -223,7 +266,7 @@ class Stack:
                 )
                 source = SqsEventSource(
                     f"{name}/{event_name}",
-                    sqs,
+                    self._esm_client(name, sqs, session, endpoint),
                     resolver.physical[logical]["QueueUrl"],
                     arn,
                     pool,
@@ -260,8 +303,28 @@ class Stack:
             "physical": resolver.physical,
             "api_key": api_key,
             "signing_secret": envs.get("ApiFunction", {}).get("SIGNING_SECRET", ""),
+            "iam": {"enforced": self.iam, "policy": str(policy_path), "calls_log": str(calls_log)}
+            if self.iam
+            else {"enforced": False, "by": endpoint},
         }
         return Front(api_pool, stream_base)
+
+    def _esm_client(self, function: str, sqs: Any, session: Any, endpoint: str) -> Any:
+        """The SQS client of a function's event source mapping: AWS polls with the function's role."""
+        if not self.iam:
+            return sqs
+        if function in self._esm_clients:
+            return self._esm_clients[function]
+        creds = function_credentials(function)
+        self._esm_clients[function] = client = session.client(
+            "sqs",
+            endpoint_url=endpoint,
+            aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=creds["AWS_SESSION_TOKEN"],
+            config=sqs.meta.config,
+        )
+        return client
 
     async def _schedule(self, pool: FunctionPool, every: float, name: str) -> None:
         while True:

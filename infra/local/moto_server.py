@@ -11,12 +11,18 @@ request (measured with py-spy under load, they were a third of it):
   through a datetime round trip that cost more than the rest of the receive (same value);
 - a direct copy of DynamoDB items: moto deep-copies the item twice per UpdateItem through
   the generic pickle protocol, which was most of an UpdateItem's cost.
+
+With ``--iam-policy FILE`` (the runner always passes it) every call signed with a function's
+access key is checked against that function's role first (infra/local/iam.py): a call the
+template does not grant gets AWS's access denied answer and never reaches moto.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -40,6 +46,37 @@ class Dispatcher(DomainDispatcherApplication):
                     self._by_service[service] = app
                 return app
         return super().get_application(environ)
+
+
+class IamMiddleware:
+    """Checks each call signed by a function's key against its role; the runner's own keys pass."""
+
+    def __init__(self, app: Any, policy_path: str) -> None:
+        from .iam import Enforcer, access_key_of
+
+        self.app = app
+        self.enforcer = Enforcer(policy_path)
+        self._key_of = access_key_of
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        authorization = environ.get("HTTP_AUTHORIZATION", "")
+        query = environ.get("QUERY_STRING", "")
+        if self.enforcer.function_of(self._key_of(authorization)) is None and "X-Amz-Credential=" not in query:
+            return self.app(environ, start_response)  # the runner's own (unrestricted) key
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else environ["wsgi.input"].read()
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        headers = {
+            "authorization": authorization,
+            "x-amz-target": environ.get("HTTP_X_AMZ_TARGET", ""),
+            "content-type": environ.get("CONTENT_TYPE", ""),
+        }
+        _, denied = self.enforcer.check(headers, body, path=environ.get("PATH_INFO", "/"), query=query)
+        if denied is None:
+            return self.app(environ, start_response)
+        start_response(denied.status, [*denied.headers, ("Content-Length", str(len(denied.body)))])
+        return [denied.body]
 
 
 class KeepAliveQuietHandler(WSGIRequestHandler):
@@ -99,19 +136,25 @@ def main() -> None:
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=4566)
     parser.add_argument("--server", choices=("waitress", "werkzeug"), default="waitress")
+    parser.add_argument(
+        "--iam-policy", default="", help="policy file the runner writes (iam.py): enforce each function's role"
+    )
     args = parser.parse_args()
     _fast_clock()
     _fast_item_copies()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    app: Any = Dispatcher()
+    if args.iam_policy:
+        app = IamMiddleware(app, args.iam_policy)
     if args.server == "werkzeug":
-        run_simple(args.host, args.port, Dispatcher(), threaded=True, request_handler=KeepAliveQuietHandler)
+        run_simple(args.host, args.port, app, threaded=True, request_handler=KeepAliveQuietHandler)
         return
     from waitress import serve
 
     logging.getLogger("waitress").setLevel(logging.ERROR)
     # long polls hold a thread each: size the pool for every poller of the runner and more
     serve(
-        Dispatcher(),
+        app,
         host=args.host,
         port=args.port,
         threads=96,

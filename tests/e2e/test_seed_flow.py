@@ -161,3 +161,21 @@ def test_against_a_separately_started_endpoint(tmp_path):
     finally:
         moto.terminate()
         moto.wait(10)
+
+
+def test_cancelling_a_waiting_task_sends_its_callback(tmp_path):
+    """The API itself enqueues the callback of a task it cancels before a worker holds it
+    (its role must grant that send: the stack fails at stop on any IAM denial)."""
+    running = start_stack(tmp_path, args=["--set", "RETRY_BASE_SECONDS=60", "--set", "RETRY_CAP_SECONDS=60"])
+    try:
+        with running.client() as client, CallbackReceiver() as receiver:
+            body = {"name": "fail", "parameters": {"message": "boom"}, "max_attempts": 3, "callback_url": receiver.url}
+            tid = client.post("/api/tasks", json=body).json()["task_id"]
+            poll(lambda: client.get(f"/api/tasks/{tid}/state").json()["status"] == "RETRYING", 20)
+            assert client.post(f"/api/tasks/{tid}/cancel").json()["status"] == "CANCELLED"
+            delivered = receiver.wait_for(1, timeout=20)[0]
+            assert json.loads(delivered["body"])["status"] == "CANCELLED"
+        sends = [c for c in running.iam_calls() if c["function"] == "ApiFunction" and c["action"] == "sqs:SendMessage"]
+        assert any(c["resource"] == running.state["physical"]["CallbacksQueue"]["Arn"] for c in sends)
+    finally:
+        running.stop()

@@ -6,12 +6,14 @@ import dataclasses
 import json
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from infra.local.iam import read_calls
 from infra.local.launch import start_runner, wait_until_serving
 from infra.local.procs import free_port
 
@@ -30,6 +32,9 @@ def owner_secret(owner: str = "dev") -> str:
 
 
 LOCAL_SECRET = owner_secret("dev")
+# every AWS call the functions of the stopped stacks made, as the embedded endpoint's IAM check
+# logged it (tests/e2e/conftest.py prints them per function at the end of the run)
+IAM_CALLS: list[dict[str, Any]] = []
 
 
 @dataclasses.dataclass
@@ -39,6 +44,7 @@ class RunningStack:
     log_path: Path
     ready_seconds: float
     state: dict[str, Any]
+    _iam_checked: bool = dataclasses.field(default=False, init=False)
 
     @property
     def api_key(self) -> str:
@@ -56,7 +62,15 @@ class RunningStack:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def iam_calls(self) -> list[dict[str, Any]]:
+        """Every call the functions made, checked against their roles (none if an outside
+        endpoint, which enforces IAM itself, served the stack)."""
+        iam = self.state.get("iam") or {}
+        return read_calls(iam["calls_log"]) if iam.get("enforced") else []
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stops the runner; then fails if IAM denied any call of a function (a grant missing
+        from template.yaml), unless the test is already failing."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -64,6 +78,16 @@ class RunningStack:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        if self._iam_checked:
+            return
+        self._iam_checked = True
+        calls = self.iam_calls()
+        IAM_CALLS.extend(calls)
+        denied = sorted({f"{c['function']} {c['action']} on {c['resource']}" for c in calls if not c["allowed"]})
+        if denied and sys.exc_info()[0] is None:
+            raise AssertionError(
+                "IAM denied calls the functions made (template.yaml lacks grants):\n" + "\n".join(denied)
+            )
 
 
 def start_stack(
