@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 PORT ?= 8000
 STAGE ?= dev
+# the functions' architecture: the template's Architecture parameter and the wheels built for it
+ARCH ?= arm64
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test keys test-unit test-integration test-e2e lint format typecheck validate build bench deploy deploy-localstack clean
@@ -55,8 +57,13 @@ $(SAM_VENV)/bin/sam:
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==1.170.0
 
-build: validate $(SAM_VENV)/bin/sam ## sam build: deployable artifacts in .aws-sam/ (offline; needs python3.13 on PATH)
-	PATH="$$(pyenv root 2>/dev/null)/versions/3.13.0/bin:$$PATH" PYENV_VERSION=3.13.0 $(SAM_VENV)/bin/sam build --parallel --cached
+# $(call SAM_BUILD,architecture[,build dir]): the template's parameter and functions/Makefile's wheels agree
+SAM_BUILD = PATH="$$(pyenv root 2>/dev/null)/versions/3.13.0/bin:$$PATH" PYENV_VERSION=3.13.0 ARCHITECTURE=$(1) \
+	$(SAM_VENV)/bin/sam build --parallel --cached --parameter-overrides Architecture=$(1) \
+	$(if $(2),--build-dir $(2)/build --cache-dir $(2)/cache)
+
+build: validate $(SAM_VENV)/bin/sam ## sam build: deployable artifacts in .aws-sam/ (offline; needs python3.13 on PATH; ARCH=arm64|x86_64)
+	$(call SAM_BUILD,$(ARCH))
 
 keys: install ## Manage API keys: make keys ARGS="create --owner alice" (list, revoke ID, secret --owner X)
 	$(BIN)/python -m infra.keys $(ARGS)
