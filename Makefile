@@ -6,14 +6,15 @@ BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 PORT ?= 8000
 STAGE ?= dev
+ENDPOINT ?= http://127.0.0.1:4566
 # the functions' architecture: the template's Architecture parameter and the wheels built for it
 ARCH ?= arm64
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test keys test-unit test-integration test-e2e lint format typecheck validate build bench deploy deploy-localstack clean
+.PHONY: help install browser run test keys test-unit test-integration test-e2e lint format typecheck validate build bench deploy deploy-localstack clean
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: functions/requirements.txt functions/requirements/*.txt requirements-dev.txt constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +28,10 @@ install: $(BIN)/.installed ## Create .venv and install the pinned dependencies
 run: install ## Start the whole stack locally on http://127.0.0.1:8000 (ARGS="--set KEY=VALUE ..." for more)
 	$(BIN)/python -m infra.local --port $(PORT) $(ARGS)
 
-test: install ## Run the whole test suite (unit, integration, end-to-end)
+browser: ## Install Debian's headless Chromium for the browser test, if missing
+	@bash infra/tools/ensure-browser.sh
+
+test: install browser ## Run the whole test suite (unit, integration, end-to-end)
 	$(BIN)/python -m pytest
 
 test-unit: install ## Unit tests only (no network)
@@ -36,7 +40,7 @@ test-unit: install ## Unit tests only (no network)
 test-integration: install ## Integration tests (moto)
 	$(BIN)/python -m pytest tests/integration
 
-test-e2e: install ## End-to-end tests against the local runner
+test-e2e: install browser ## End-to-end tests against the local runner
 	$(BIN)/python -m pytest tests/e2e
 
 lint: install ## ruff lint and format check
@@ -71,11 +75,13 @@ keys: install ## Manage API keys: make keys ARGS="create --owner alice" (list, r
 bench: install ## Benchmarks of DESIGN.md's budgets; writes bench-results.json
 	$(BIN)/python -m bench
 
-deploy: build ## sam deploy to AWS (uses samconfig.toml [default]; STAGE=dev)
-	$(SAM_VENV)/bin/sam deploy --parameter-overrides Stage=$(STAGE)
+deploy: build ## sam deploy to AWS: STAGE=dev (default) or STAGE=prod, samconfig.toml's [dev] or [prod]
+	@grep -q '^\[$(STAGE)\.deploy\.parameters\]' samconfig.toml || { echo "no [$(STAGE)] environment in samconfig.toml" >&2; exit 2; }
+	$(SAM_VENV)/bin/sam deploy --config-env $(STAGE)
 
-deploy-localstack: build ## sam deploy to LocalStack (needs LocalStack with Docker; samconfig.toml [localstack])
-	$(SAM_VENV)/bin/sam deploy --config-env localstack
+deploy-localstack: build ## sam deploy to LocalStack only (ENDPOINT=http://127.0.0.1:4566; samconfig.toml [localstack])
+	env -u AWS_PROFILE -u AWS_SESSION_TOKEN AWS_ENDPOINT_URL=$(ENDPOINT) AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+	  $(SAM_VENV)/bin/sam deploy --config-env localstack
 
 clean: ## Remove build outputs and caches (keeps .venv)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local bench-results.json

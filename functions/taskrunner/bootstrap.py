@@ -102,7 +102,12 @@ def master_secret_provider(settings: Settings, aws: Any) -> Callable[[], bytes]:
 
     if not settings.signing_secret_arn:
         if not settings.signing_secret:
-            raise RuntimeError("configure SIGNING_SECRET_ARN (AWS) or SIGNING_SECRET (local)")
+            # Only the functions that sign or verify need the secret (the template gives it to
+            # those): the others must start without it, and fail loudly if they ever ask.
+            def missing() -> bytes:
+                raise RuntimeError("configure SIGNING_SECRET_ARN (AWS) or SIGNING_SECRET (local)")
+
+            return missing
         value = secret_bytes(settings.signing_secret)
         return lambda: value
     cache: dict[str, Any] = {"value": None, "at": 0.0}

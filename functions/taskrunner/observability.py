@@ -47,7 +47,14 @@ def run_handler(function: Callable[[dict[str, Any], Any], Any], event: dict[str,
     active = tracer()
     if active is None:
         return function(event, context)
-    return active.capture_lambda_handler(function)(event, context)
+
+    # The Tracer names the handler's subsegment after ``__name__``, which a callable object
+    # (the API's Mangum adapter) does not have: hand it a plain function.
+    def handler(event: dict[str, Any], context: Any) -> Any:
+        return function(event, context)
+
+    handler.__name__ = getattr(function, "__name__", type(function).__name__)
+    return active.capture_lambda_handler(handler)(event, context)
 
 
 _invocations = {"count": 0}

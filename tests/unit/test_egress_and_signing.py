@@ -98,3 +98,41 @@ def test_sender_posts_signed_json():
     assert sent["method"] == "POST" and sent["headers"]["Content-Type"] == "application/json"
     assert verify("secret-of-alice", sent["headers"], b"{}", now=1700000000)
     assert not verify("secret-of-bob", sent["headers"], b"{}", now=1700000000)
+
+
+def _deliver_with_resolver(resolver):
+    """A finished task's callback through the real guarded client, with ``resolver`` as DNS;
+    nothing connects anywhere: both outcomes are decided before a connection."""
+    from taskrunner.domain.models import CallbackState, TaskStatus
+    from taskrunner.domain.service import CallbackService
+
+    from tests.support.fakes import make_fakes
+    from tests.unit.factories import a_task
+
+    f = make_fakes()
+    task = a_task(status=TaskStatus.COMPLETED, callback=CallbackState(url="https://hooks.example.com/x"))
+    f.repo.create(task)
+    sender = WebhookSender(GuardedHttpClient(DENY, resolver=resolver), lambda owner: "whsec_dGVzdA==")
+    outcome = CallbackService(f.repo, sender, clock=f.clock, rand=lambda: 0.5).deliver(task.task_id)
+    return outcome, f.repo.tasks[task.task_id].callback
+
+
+def test_dns_failure_at_delivery_is_retried_not_a_refusal():
+    def no_dns(host, port):
+        raise OSError("Temporary failure in name resolution")
+
+    outcome, callback = _deliver_with_resolver(no_dns)
+    assert not outcome.done and outcome.retry_after_seconds > 0
+    assert callback.status.value == "RETRYING" and "cannot resolve" in callback.last_error
+
+
+def test_callback_to_an_inside_address_is_refused_for_good():
+    outcome, callback = _deliver_with_resolver(lambda host, port: ["10.0.0.5"])
+    assert outcome.done and callback.status.value == "FAILED" and callback.last_error.startswith("refused")
+
+
+def test_submit_time_check_lets_an_unresolvable_name_through_for_later():
+    def no_dns(host, port):
+        raise OSError("Temporary failure in name resolution")
+
+    DENY.check_url("https://not-yet.example.com/hook", resolver=no_dns)  # no error: checked at delivery

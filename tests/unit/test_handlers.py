@@ -29,7 +29,7 @@ class Context:
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
 
     def get_remaining_time_in_millis(self):
-        return 60_000
+        return 900_000  # a fresh WorkerFunction invocation (Timeout: 900)
 
 
 def seeded(**overrides):

@@ -191,11 +191,25 @@ def test_timeout_is_enforced_and_retried():
     assert stored.error.type == "TaskTimeoutError" and "1 s" in stored.error.message
 
 
-def test_remaining_lambda_time_bounds_the_attempt():
+def test_remaining_lambda_time_bounds_the_attempt_of_a_message_without_timeout():
     f = make_fakes(policy=Policy(progress_min_interval_seconds=0, stop_margin_seconds=1))
     task = submit(f, name="sleep", parameters={"seconds": 10}, max_attempts=1)
-    deliver(f, task, remaining=2.0)
+    f.services.worker.run(task.ref, remaining_seconds=2.0, timeout_hint=None)
     assert f.repo.tasks[task.task_id].error.type == "TaskTimeoutError"
+
+
+def test_a_task_that_cannot_get_its_whole_timeout_is_not_claimed():
+    """Later records of a batch get what is left of the invocation: a task whose timeout does
+    not fit is handed back at once, unclaimed and with its attempt unspent."""
+    f = make_fakes(policy=Policy(progress_min_interval_seconds=0, stop_margin_seconds=5))
+    task = submit(f, name="sleep", parameters={"seconds": 1}, timeout_seconds=60)
+    outcome = deliver(f, task, remaining=30.0)
+    stored = f.repo.tasks[task.task_id]
+    assert not outcome.done and outcome.retry_after_seconds == 0
+    assert stored.status is TaskStatus.PENDING and stored.attempts == 0
+    outcome = deliver(f, task, remaining=900.0)  # a fresh invocation
+    stored = f.repo.tasks[task.task_id]
+    assert outcome.done and stored.status is TaskStatus.COMPLETED and stored.attempts == 1
 
 
 def test_result_too_large_fails_clearly():

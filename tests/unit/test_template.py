@@ -138,3 +138,109 @@ def test_cfn_lint_is_clean():
 
     problems = lint_file(PATH)
     assert problems == [], "\n".join(str(p) for p in problems)
+
+
+def granted(fn, action):
+    """The logical ids ``fn`` may perform ``action`` on."""
+    out = set()
+    for st in statements(fn):
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        if action in actions:
+            out |= set(referenced(st["Resource"]))
+    return out
+
+
+# What each function's code does to which resource, beyond its event sources: a flow that
+# needs an action the template does not grant fails on AWS with AccessDenied.
+PERFORMED = [
+    ("ApiFunction", "sqs:SendMessage", "TasksQueue", "submit"),
+    ("ApiFunction", "sqs:SendMessage", "CallbacksQueue", "cancel of a waiting task with a callback"),
+    ("WorkerFunction", "sqs:SendMessage", "CallbacksQueue", "a task ends with a callback"),
+    ("DeadLetterFunction", "sqs:SendMessage", "CallbacksQueue", "a dead-lettered task with a callback"),
+    ("ReconcilerFunction", "sqs:SendMessage", "TasksQueue", "re-drive"),
+    ("NotifierFunction", "secretsmanager:GetSecretValue", "SigningSecret", "signing callbacks"),
+    ("StreamFunction", "secretsmanager:GetSecretValue", "SigningSecret", "checking stream tokens"),
+]
+
+
+@pytest.mark.parametrize(("fn", "action", "resource", "why"), PERFORMED)
+def test_what_the_code_does_is_granted(fn, action, resource, why):
+    assert resource in granted(fn, action), f"{fn} needs {action} on {resource} ({why})"
+
+
+NAME_PROPERTIES = {"Name", "DashboardName", "TableName", "QueueName", "FunctionName", "TopicName", "AlarmName"}
+
+
+def _named(node, path=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("Dimensions", "Metrics", "Tags"):
+                continue  # names of metric dimensions, not of resources
+            if key in NAME_PROPERTIES and path.count("/") >= 2:
+                yield f"{path}/{key}", value
+            yield from _named(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _named(value, f"{path}/{i}")
+
+
+def test_account_unique_names_include_the_stack_name():
+    """A second stack in the same account and region must create: every name that AWS keeps
+    unique per account and region (schedules, dashboards, tables, queues...) carries the stack's."""
+    names = list(_named(RESOURCES))
+    assert names, "expected at least the reconciler's schedule name"
+    for where, value in names:
+        assert isinstance(value, dict) and "${AWS::StackName}" in str(value.get("Fn::Sub", "")), (
+            f"{where} = {value!r} is the same in every stack"
+        )
+
+
+def test_alarm_notifications_can_be_delivered():
+    """CloudWatch cannot publish to a topic encrypted with the AWS managed SNS key."""
+    for logical, res in resources_of(TEMPLATE, "AWS::CloudWatch::Alarm").items():
+        for action in res["Properties"].get("AlarmActions", []):
+            topic = RESOURCES[action["Ref"]]["Properties"]
+            assert topic.get("KmsMasterKeyId") in (None, ""), f"{logical} publishes to a topic CloudWatch cannot use"
+
+
+def test_stream_function_concurrency_is_capped():
+    props = RESOURCES["StreamFunction"]["Properties"]
+    assert props["ReservedConcurrentExecutions"] == {"Ref": "StreamConcurrency"}
+    assert int(TEMPLATE["Parameters"]["StreamConcurrency"]["Default"]) >= 1
+
+
+def test_worker_timeout_queues_and_task_timeout_agree():
+    """A task may run its whole timeout inside one worker invocation, and its message stays
+    invisible while it does: the task cap, the worker's timeout and the queues agree."""
+    from taskrunner.domain.service import Policy
+    from taskrunner.tasks.sleep import SleepParameters
+
+    worker = functions(TEMPLATE)["WorkerFunction"]
+    cap = int(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["MAX_TASK_TIMEOUT_SECONDS"])
+    assert cap + Policy().stop_margin_seconds <= worker.timeout <= 900
+    assert SleepParameters.model_fields["seconds"].metadata[-1].le <= cap
+    for props in worker.events_of("SQS").values():
+        queue = RESOURCES[props["Queue"]["Fn::GetAtt"][0]]["Properties"]
+        assert queue["VisibilityTimeout"] >= 6 * worker.timeout
+
+
+def test_every_bundle_ships_the_sdk_the_tests_run_against():
+    """The functions do not depend on the Lambda runtime's boto3, which changes without notice."""
+    from infra.local.template import ROOT
+
+    def pins(path):
+        out = {}
+        for line in path.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line.startswith("-r "):
+                out.update(pins(path.parent / line[3:].strip()))
+            elif "==" in line:
+                name, version = line.split("==", 1)
+                out[name.strip().lower()] = version.strip()
+        return out
+
+    tested = pins(ROOT / "constraints.txt")
+    for kind in ("api", "stream", "worker"):
+        bundle = pins(ROOT / "functions" / "requirements" / f"{kind}.txt")
+        for sdk in ("boto3", "botocore"):
+            assert bundle.get(sdk) == tested[sdk], f"{kind} bundle: {sdk} {bundle.get(sdk)} != tested {tested[sdk]}"

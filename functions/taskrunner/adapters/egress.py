@@ -17,7 +17,7 @@ import ssl
 from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import urljoin, urlsplit
 
-from ..domain.errors import EgressDeniedError
+from ..domain.errors import EgressDeniedError, NameResolutionError
 
 Resolver = Callable[[str, int], Sequence[str]]
 METADATA_ADDRESSES = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
@@ -90,7 +90,7 @@ class EgressPolicy:
             try:
                 addresses = resolver(host, port)
             except OSError as exc:
-                raise EgressDeniedError(f"refused: cannot resolve {host}: {exc}") from None
+                raise NameResolutionError(f"cannot resolve {host}: {exc}") from None
         if not addresses:
             raise EgressDeniedError(f"refused: {host} has no address")
         for address in addresses:  # every address must pass: a mixed answer is an attack sign
@@ -102,10 +102,8 @@ class EgressPolicy:
         self.check_url_syntax(url)
         try:
             self.resolve_checked(url, resolver)
-        except EgressDeniedError as exc:
-            if "cannot resolve" in str(exc):
-                return  # may resolve later; checked again at delivery
-            raise
+        except NameResolutionError:
+            return  # may resolve later; checked again at delivery
 
 
 @dataclasses.dataclass

@@ -85,6 +85,11 @@ class EgressDeniedError(TaskRunnerError):
     """A URL points somewhere this service may not send requests to."""
 
 
+class NameResolutionError(TaskRunnerError):
+    """A URL's host name could not be resolved now: DNS fails transiently too, so it is
+    retried like any unreachable receiver, never taken as a refusal."""
+
+
 class TaskTimeoutError(TaskRunnerError):
     def __init__(self, seconds: float) -> None:
         super().__init__(f"task exceeded its timeout of {seconds:g} s")

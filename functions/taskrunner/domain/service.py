@@ -6,7 +6,6 @@ workers and concurrent cancels can never produce a lost update or an illegal tra
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -254,8 +253,12 @@ class TaskService:
                     self._telemetry.metric("TasksCancelled", 1, task_type=cancelled.name)
                     if cancelled.callback is not None:
                         # the task has ended: its callback goes out like any other's
-                        with contextlib.suppress(DependencyUnavailableError):
+                        try:
                             self._queue.enqueue_callback(cancelled.task_id)
+                        except DependencyUnavailableError as exc:
+                            # the cancel itself stands; say loudly that its callback did not go
+                            self._telemetry.task_event("callback_not_enqueued", cancelled, error=str(exc))
+                            self._telemetry.metric("CallbacksFailed", 1, task_type=cancelled.name)
                     return cancelled
                 if task.status is TaskStatus.RUNNING:
                     if task.cancel_requested:
@@ -427,6 +430,14 @@ class WorkerService:
         task_id = ref.task_id
         now = self._clock.now()
         budget = max(1.0, remaining_seconds - p.stop_margin_seconds)
+        if timeout_hint and timeout_hint > budget:
+            # What is left of this invocation (later records of a batch) cannot give the task
+            # its whole timeout: leave it unclaimed, attempt unspent, for a fresh invocation.
+            logger.info(
+                "not enough time left in this invocation; task handed back",
+                extra={"task_id": task_id, "timeout_seconds": timeout_hint, "remaining_seconds": remaining_seconds},
+            )
+            return RunOutcome.later(0)
         run_for = max(1.0, min(float(timeout_hint or p.max_timeout_seconds), budget))
         lease = iso(after(now, run_for + p.lease_grace_seconds))
         try:
@@ -663,10 +674,13 @@ class CallbackService:
         attempt = cb.attempts + 1
         error: str | None = None
         code: int | None = None
+        refused = False
         try:
             code = self._sender.send(
                 cb.url, payload, message_id=f"msg_{task.task_id}", timeout=p.callback_timeout_seconds, owner=task.owner
             )
+        except EgressDeniedError as exc:
+            error, refused = str(exc), True
         except TaskRunnerError as exc:
             error = str(exc)
         except OSError as exc:
@@ -682,7 +696,7 @@ class CallbackService:
             return DeliveryOutcome(done=True, status=CallbackStatus.DELIVERED)
         if code is not None:
             error = f"receiver answered HTTP {code}"
-        permanent = code == 410 or (error is not None and error.startswith("refused:"))
+        permanent = code == 410 or refused
         if permanent or attempt >= p.callback_max_attempts:
             state = dataclasses.replace(cb, status=CallbackStatus.FAILED, attempts=attempt, last_error=error)
             self._record(task, state, now)
