@@ -41,7 +41,7 @@ def aws_env(endpoint: str) -> dict[str, str]:
     env.update(
         AWS_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID="test",
-        AWS_SECRET_ACCESS_KEY="test",  # noqa: S105 - emulator's dummy credentials
+        AWS_SECRET_ACCESS_KEY="test",  # noqa: S106 - the emulator's dummy credentials
         AWS_REGION=REGION,
         AWS_DEFAULT_REGION=REGION,
         AWS_CONFIG_FILE=os.devnull,
@@ -63,20 +63,26 @@ def patched_template(build_dir: Path, overrides: dict[str, str]) -> tuple[Path, 
     return out, report
 
 
-def stack_outputs(env: dict[str, str], stack: str) -> dict[str, str]:
+def client(env: dict[str, str], service: str) -> Any:
     import boto3
 
-    cfn = boto3.client("cloudformation", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=REGION,
-                       aws_access_key_id="test", aws_secret_access_key="test")  # noqa: S106
+    return boto3.client(
+        service,
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=REGION,
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def stack_outputs(env: dict[str, str], stack: str) -> dict[str, str]:
+    cfn = client(env, "cloudformation")
     described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
     return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
 
 
 def ensure_bucket(env: dict[str, str], bucket: str) -> None:
-    import boto3
-
-    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=REGION,
-                      aws_access_key_id="test", aws_secret_access_key="test")  # noqa: S106
+    s3 = client(env, "s3")
     if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
         s3.create_bucket(Bucket=bucket)
 
@@ -157,8 +163,9 @@ def deploy(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.ministack", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.ministack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--state-dir", default=str(ROOT / ".local" / "ministack"))
     sub = parser.add_subparsers(dest="command", required=True)
     dep = sub.add_parser("deploy", help="deploy .aws-sam/local/build into MiniStack and check it")

@@ -45,9 +45,7 @@ def _parameter_values(template: dict[str, Any], overrides: dict[str, str]) -> di
 
 
 def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {
-        name: res for name, res in template["Resources"].items() if res.get("Type") == "AWS::Serverless::Function"
-    }
+    return {name: res for name, res in template["Resources"].items() if res.get("Type") == "AWS::Serverless::Function"}
 
 
 def drop_metric_math_alarms(template: dict[str, Any]) -> list[str]:

@@ -11,7 +11,8 @@ import httpx
 
 def _ok(response: httpx.Response, *codes: int) -> dict[str, Any]:
     if response.status_code not in (codes or (200,)):
-        raise AssertionError(f"{response.request.method} {response.request.url}: {response.status_code} {response.text}")
+        request = response.request
+        raise AssertionError(f"{request.method} {request.url}: {response.status_code} {response.text}")
     body: dict[str, Any] = response.json()
     return body
 
