@@ -18,17 +18,13 @@ WORKAROUNDS = {
     ),
     "scaling-config-ref": (
         "MiniStack passes a ScalingConfig.MaximumConcurrency that comes from a parameter to "
-        "Lambda as a string, which it refuses: the parameter's value is written in as a number."
+        "its SQS poller as a string (it compares it with a number and never polls): the "
+        "parameter's value is written in as a number."
     ),
     "http-api-routes": (
         "MiniStack ignores the OpenAPI body SAM generates for an HTTP API, so the API has no "
         "routes: each function's HttpApi event is declared as an explicit "
         "AWS::ApiGatewayV2::Integration and AWS::ApiGatewayV2::Route."
-    ),
-    "web-adapter-layer": (
-        "MiniStack cannot load the public Lambda Web Adapter layer and buffers streamed "
-        "responses: StreamFunction is deployed without the layer and its exec wrapper (the "
-        "stream is checked by the local runner's tests, not here)."
     ),
     "lambda-runtime": (
         "MiniStack runs Python functions in its own interpreter, whatever their Runtime: it "
@@ -105,19 +101,6 @@ def explicit_http_api_routes(template: dict[str, Any]) -> list[str]:
     return added
 
 
-def without_web_adapter(template: dict[str, Any]) -> list[str]:
-    changed = []
-    for name, fn in _functions(template).items():
-        props = fn["Properties"]
-        variables = (props.get("Environment") or {}).get("Variables") or {}
-        if "AWS_LWA_INVOKE_MODE" not in variables:
-            continue
-        props.pop("Layers", None)
-        variables.pop("AWS_LAMBDA_EXEC_WRAPPER", None)
-        changed.append(name)
-    return changed
-
-
 def patch_template(template: dict[str, Any], overrides: dict[str, str]) -> tuple[dict[str, Any], dict[str, list[str]]]:
     """A copy of the built template that MiniStack deploys, and what each workaround changed."""
     patched = copy.deepcopy(template)
@@ -126,7 +109,6 @@ def patch_template(template: dict[str, Any], overrides: dict[str, str]) -> tuple
         "metric-math-alarms": drop_metric_math_alarms(patched),
         "scaling-config-ref": literal_scaling_config(patched, parameters),
         "http-api-routes": explicit_http_api_routes(patched),
-        "web-adapter-layer": without_web_adapter(patched),
     }
     return patched, report
 
