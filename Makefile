@@ -83,8 +83,15 @@ $(MINISTACK_VENV)/.installed: infra/ministack/requirements.txt
 	$(MINISTACK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/ministack/requirements.txt
 	@touch $@
 
-build-local: $(SAM_VENV)/bin/sam ## sam build for this machine's architecture into .aws-sam/local (for deploy-local)
+# sam build --cached reruns every makefile build (SAM caches python functions by their manifest,
+# which a makefile build has not): make rebuilds only when the template or functions/ changed.
+LOCAL_BUILD := .aws-sam/local/build/template.yaml
+FUNCTION_SOURCES := $(shell find functions -type f -not -path '*/__pycache__/*' -not -name '*.pyc')
+$(LOCAL_BUILD): template.yaml $(FUNCTION_SOURCES) | $(SAM_VENV)/bin/sam
 	$(call SAM_BUILD,$(HOST_ARCH),.aws-sam/local)
+	@touch $@
+
+build-local: $(LOCAL_BUILD) ## sam build for this machine's architecture into .aws-sam/local (for deploy-local)
 
 deploy-local: install build-local $(MINISTACK_VENV)/.installed ## Deploy template.yaml into MiniStack on 127.0.0.1 (or ENDPOINT=...), check it, write .local/ministack/outputs.json
 	$(BIN)/python -m infra.ministack --state-dir $(LOCAL_STATE) deploy --arch $(HOST_ARCH) $(LOCAL_TARGET) $(ARGS)
