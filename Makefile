@@ -7,9 +7,11 @@ SAM_VENV := .venv-sam
 PORT ?= 8000
 STAGE ?= dev
 ENDPOINT ?= http://127.0.0.1:4566
+# the functions' architecture: the template's Architecture parameter and the wheels built for it
+ARCH ?= arm64
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser run test keys test-unit test-integration test-e2e lint format typecheck validate build bench deploy deploy-localstack smoke clean
+.PHONY: help install browser run test keys test-unit test-integration test-e2e lint format typecheck validate build build-local bench deploy deploy-localstack deploy-local stop-local smoke clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -59,8 +61,43 @@ $(SAM_VENV)/bin/sam:
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==1.170.0
 
-build: validate $(SAM_VENV)/bin/sam ## sam build: deployable artifacts in .aws-sam/ (offline; needs python3.13 on PATH)
-	PATH="$$(pyenv root 2>/dev/null)/versions/3.13.0/bin:$$PATH" PYENV_VERSION=3.13.0 $(SAM_VENV)/bin/sam build --parallel --cached
+# $(call SAM_BUILD,architecture[,build dir]): the template's parameter and functions/Makefile's wheels agree
+SAM_BUILD = PATH="$$(pyenv root 2>/dev/null)/versions/3.13.0/bin:$$PATH" PYENV_VERSION=3.13.0 ARCHITECTURE=$(1) \
+	$(SAM_VENV)/bin/sam build --parallel --cached --parameter-overrides Architecture=$(1) \
+	$(if $(2),--build-dir $(2)/build --cache-dir $(2)/cache)
+
+build: validate $(SAM_VENV)/bin/sam ## sam build: deployable artifacts in .aws-sam/ (offline; needs python3.13 on PATH; ARCH=arm64|x86_64)
+	$(call SAM_BUILD,$(ARCH))
+
+# ---- the real template deployed into a local emulator (MiniStack; README "Deploying into a local emulator")
+MINISTACK_VENV := .venv-ministack
+HOST_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
+PYTHON313 ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.13.0/bin/python3.13) $(shell command -v python3.13))
+LOCAL_STATE ?= .local/ministack
+# ENDPOINT=... on the command line deploys there instead of a MiniStack started here
+LOCAL_TARGET = $(if $(filter command line environment,$(origin ENDPOINT)),--endpoint $(ENDPOINT),$(if $(MINISTACK_PORT),--port $(MINISTACK_PORT)))
+
+$(MINISTACK_VENV)/.installed: infra/ministack/requirements.txt
+	@test -n "$(PYTHON313)" || { echo "MiniStack runs the python3.13 functions in its own interpreter: install python3.13" >&2; exit 2; }
+	@test -x $(MINISTACK_VENV)/bin/python || $(PYTHON313) -m venv $(MINISTACK_VENV)
+	$(MINISTACK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/ministack/requirements.txt
+	@touch $@
+
+# sam build --cached reruns every makefile build (SAM caches python functions by their manifest,
+# which a makefile build has not): make rebuilds only when the template or functions/ changed.
+LOCAL_BUILD := .aws-sam/local/build/template.yaml
+FUNCTION_SOURCES := $(shell find functions -type f -not -path '*/__pycache__/*' -not -name '*.pyc')
+$(LOCAL_BUILD): template.yaml $(FUNCTION_SOURCES) | $(SAM_VENV)/bin/sam
+	$(call SAM_BUILD,$(HOST_ARCH),.aws-sam/local)
+	@touch $@
+
+build-local: $(LOCAL_BUILD) ## sam build for this machine's architecture into .aws-sam/local (for deploy-local)
+
+deploy-local: install build-local $(MINISTACK_VENV)/.installed ## Deploy template.yaml into MiniStack on 127.0.0.1 (or ENDPOINT=...), check it, write .local/ministack/outputs.json
+	$(BIN)/python -m infra.ministack --state-dir $(LOCAL_STATE) deploy --arch $(HOST_ARCH) $(LOCAL_TARGET) $(ARGS)
+
+stop-local: ## Stop the MiniStack that deploy-local started
+	@test ! -x $(BIN)/python || $(BIN)/python -m infra.ministack --state-dir $(LOCAL_STATE) stop
 
 keys: install ## Manage API keys: make keys ARGS="create --owner alice" (list, revoke ID, secret --owner X)
 	$(BIN)/python -m infra.keys $(ARGS)
@@ -70,6 +107,7 @@ bench: install ## Benchmarks of DESIGN.md's budgets; writes bench-results.json
 
 deploy: build ## sam deploy to AWS: STAGE=dev (default) or STAGE=prod, samconfig.toml's [dev] or [prod]
 	@grep -q '^\[$(STAGE)\.deploy\.parameters\]' samconfig.toml || { echo "no [$(STAGE)] environment in samconfig.toml" >&2; exit 2; }
+	@test "$(ARCH)" = arm64 || { echo "make deploy ships arm64 (the template's Architecture default); ARCH=$(ARCH) is for deploy-local" >&2; exit 2; }
 	$(SAM_VENV)/bin/sam deploy --config-env $(STAGE)
 
 deploy-localstack: build ## sam deploy to LocalStack only (ENDPOINT=http://127.0.0.1:4566; samconfig.toml [localstack])

@@ -75,10 +75,30 @@ def test_policies_are_scoped_and_least_privilege(fn):
     assert granted <= ALLOWED_ACTIONS[fn], f"{fn} has extra actions: {granted - ALLOWED_ACTIONS[fn]}"
 
 
-def test_every_function_is_arm64_python313_and_traced():
+def test_every_function_is_python313_traced_and_arm64_by_default():
     g = TEMPLATE["Globals"]["Function"]
-    assert g["Runtime"] == "python3.13" and g["Architectures"] == ["arm64"] and g["Tracing"] == "Active"
+    assert g["Runtime"] == "python3.13" and g["Tracing"] == "Active"
+    assert g["Architectures"] == [{"Ref": "Architecture"}]
+    param = TEMPLATE["Parameters"]["Architecture"]
+    assert param["Default"] == "arm64" and param["AllowedValues"] == ["arm64", "x86_64"]
     assert set(functions(TEMPLATE)) == set(ALLOWED_ACTIONS)
+
+
+def test_functions_makefile_builds_wheels_for_the_template_architecture():
+    from pathlib import Path
+
+    makefile = (Path(__file__).resolve().parents[2] / "functions" / "Makefile").read_text()
+    assert "ARCHITECTURE ?= arm64" in makefile
+    for arch, platform in {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}.items():
+        assert f"PLATFORM_{arch} := {platform}" in makefile
+
+
+def test_stream_adapter_layer_matches_the_architecture():
+    layers = RESOURCES["StreamFunction"]["Properties"]["Layers"][0]["Fn::If"]
+    assert layers[0] == "DefaultAdapterLayer"
+    arn, names = layers[1]["Fn::Sub"]
+    assert arn.endswith(":layer:${Layer}:25")
+    assert names["Layer"] == {"Fn::If": ["IsArm64", "LambdaAdapterLayerArm64", "LambdaAdapterLayerX86"]}
 
 
 def test_queue_visibility_is_six_times_the_consumer_timeout():
