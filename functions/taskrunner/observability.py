@@ -47,7 +47,12 @@ def run_handler(function: Callable[[dict[str, Any], Any], Any], event: dict[str,
     active = tracer()
     if active is None:
         return function(event, context)
-    return active.capture_lambda_handler(function)(event, context)
+
+    # a plain function: capture_lambda_handler reads __name__, which a Mangum instance lacks
+    def handler(event: dict[str, Any], context: Any) -> Any:
+        return function(event, context)
+
+    return active.capture_lambda_handler(handler)(event, context)
 
 
 _invocations = {"count": 0}
