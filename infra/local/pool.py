@@ -213,9 +213,11 @@ class FunctionPool:
     async def close(self) -> None:
         while not self._idle.empty():
             env = self._idle.get_nowait()
+            if env.proc.stdin is not None:
+                env.proc.stdin.close()  # its pipe is a socket: close it, not leave it to the collector
             if env.proc.returncode is None:
                 env.proc.kill()
-                try:
-                    await asyncio.wait_for(env.proc.wait(), 5)
-                except TimeoutError:
-                    pass
+            try:
+                await asyncio.wait_for(env.proc.wait(), 5)
+            except TimeoutError:
+                pass
