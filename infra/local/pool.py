@@ -221,3 +221,6 @@ class FunctionPool:
                 await asyncio.wait_for(env.proc.wait(), 5)
             except TimeoutError:
                 pass
+            transport = getattr(env.proc, "_transport", None)  # asyncio keeps it private
+            if transport is not None:
+                transport.close()

@@ -24,6 +24,15 @@ ROOT = Path(__file__).resolve().parents[2]
 MB = 1024 * 1024
 
 
+@pytest.fixture(autouse=True)
+def _close_a_leftover_event_loop():
+    """Mangum (test_flow drives its handler) leaves an event loop set and open; asyncio.run here
+    would unset it and the collector would report its sockets in whichever test runs next."""
+    loop = getattr(asyncio.get_event_loop_policy()._local, "_loop", None)  # type: ignore[attr-defined]
+    if loop is not None and not loop.is_running() and not loop.is_closed():
+        loop.close()
+
+
 def test_6mb_limit_is_lambdas():
     assert SYNC_PAYLOAD_LIMIT == 6 * MB
 
