@@ -180,7 +180,7 @@ def classify(pid: int, root: int) -> str:
     cmd = _cmdline(pid)
     if "moto.server" in cmd or "moto_server" in cmd:
         return "moto (excluded)"
-    if "infra.local.child" in cmd:
+    if "infra/local/child.py" in cmd:
         if "taskrunner.entrypoints.api.handler" in cmd:
             return "API function"
         if "taskrunner.entrypoints.worker.handler" in cmd:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -20,23 +21,27 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from .bundles import ensure_bundle, function_kinds, runtime_python
 from .esm import SqsEventSource
+from .exceptions import SECRET_VALUES, LocalException, applied, describe, local_exceptions
 from .front import Front
 from .iam import function_credentials, policy_file, write_policy_file
-from .pool import FunctionPool, child_env
+from .pool import SYNC_PAYLOAD_LIMIT, FunctionPool
 from .procs import die_with_parent, free_port, port_open, wait_for_port
 from .provision import provision
-from .template import ROOT, Resolver, evaluate_conditions, functions, load_template, parameter_defaults
+from .template import ROOT, FunctionSpec, Resolver, evaluate_conditions, functions, load_template, parameter_defaults
+from .xray import XRayDaemon
 
 log = logging.getLogger("taskrunner.local")
-LOCAL_ENV_FILE = ROOT / "infra" / "sam" / "env.local.json"
 DEV_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 # A well-known key for this laptop's stack only (the README's curl examples use it);
 # deployments have no such key: create them with `python -m infra.keys`.
 DEV_API_KEY = "tr_dev00000_local-development-key"
+FUNCTIONS_DIR = ROOT / "functions"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,15 +79,106 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="extra environment variable for every function"
     )
     p.add_argument("--state-file", default=os.environ.get("LOCAL_STATE_FILE", str(ROOT / ".local" / "runner.json")))
+    p.add_argument(
+        "--quick-env",
+        action="store_true",
+        help="run the functions on this virtualenv's Python and packages (quicker to set up) instead of "
+        "python3.13 with each function's own bundle, as on Lambda",
+    )
     p.add_argument("--verbose", action="store_true")
     return p.parse_args(argv)
 
 
-def load_local_env() -> dict[str, dict[str, str]]:
-    if not LOCAL_ENV_FILE.exists():
-        return {}
-    data: dict[str, dict[str, str]] = json.loads(LOCAL_ENV_FILE.read_text())
-    return data
+@dataclasses.dataclass
+class Runtime:
+    """How the functions' processes run: the interpreter and each function's import path."""
+
+    python: str
+    paths: dict[str, list[str]]  # function -> directories before functions/ on PYTHONPATH
+    note: str
+
+
+def prepare_runtime(names: list[str], quick: bool, cache: Path) -> Runtime:
+    """python3.13 with each function's own bundle (as sam build packages it); the dev
+    virtualenv when asked (--quick-env) or when python3.13 is missing."""
+    python = None if quick else runtime_python()
+    if python is None:
+        reason = "--quick-env" if quick else "python3.13 NOT FOUND: functions do not run as on Lambda"
+        return Runtime(sys.executable, {n: [] for n in names}, f"{reason}; dev virtualenv {sys.executable}")
+    kinds = function_kinds()
+    missing = [n for n in names if n not in kinds]
+    if missing:
+        raise SystemExit(f"functions/Makefile has no build rule for {', '.join(missing)}")
+    started = time.perf_counter()
+    needed = sorted({kinds[n] for n in names})
+    with ThreadPoolExecutor(len(needed)) as builders:
+        results = dict(zip(needed, builders.map(lambda kind: ensure_bundle(kind, python, cache), needed), strict=True))
+    dirs = {kind: path for kind, (path, _) in results.items()}
+    built = [kind for kind, (_, new) in results.items() if new]
+    seconds = time.perf_counter() - started
+    state = f"built {', '.join(built)} in {seconds:.1f} s" if built else f"cached, checked in {seconds:.2f} s"
+    rel = cache.relative_to(ROOT) if cache.is_relative_to(ROOT) else cache
+    return Runtime(
+        python,
+        {n: [str(dirs[kinds[n]])] for n in names},
+        f"{python}; bundles {', '.join(sorted(dirs))} in {rel}/ ({state})",
+    )
+
+
+def runtime_variables(spec: FunctionSpec, region: str, runtime: Runtime) -> dict[str, str]:
+    """What Lambda's runtime sets in every execution environment by itself."""
+    name = spec.logical_id
+    env = {
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_LAMBDA_FUNCTION_NAME": name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "local",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+        "LAMBDA_TASK_ROOT": str(FUNCTIONS_DIR),
+        "_HANDLER": spec.handler,
+        "TZ": ":UTC",
+        "LANG": "en_US.UTF-8",
+        "PATH": os.pathsep.join([os.path.dirname(runtime.python), "/usr/local/bin", "/usr/bin", "/bin"]),
+        # the bundle, then the source (so edits apply without a rebuild)
+        "PYTHONPATH": os.pathsep.join([*runtime.paths[name], str(FUNCTIONS_DIR)]),
+    }
+    if spec.log_format == "JSON":
+        env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+    return env
+
+
+def function_environment(
+    spec: FunctionSpec, resolver: Resolver, region: str, runtime: Runtime, exceptions: list[LocalException]
+) -> dict[str, str]:
+    """Lambda's own variables + template.yaml's (Globals and the function's, resolved) + the
+    declared local exceptions that apply to this function. Nothing else."""
+    env = runtime_variables(spec, region, runtime)
+    env.update({k: str(resolver.resolve(v)) for k, v in spec.environment.items()})
+    env.update(applied(exceptions, spec.logical_id))
+    return env
+
+
+def pool_size(spec: FunctionSpec, resolver: Resolver, max_concurrency: int) -> int:
+    """Concurrent environments: the API up to --max-concurrency, an SQS consumer up to its
+    mappings' MaximumConcurrency, a scheduled function one; never above the function's
+    reserved concurrency (ReservedConcurrentExecutions), as on Lambda."""
+    size = max_concurrency if spec.events_of("HttpApi") or spec.events_of("Api") else 1
+    sqs_events = spec.events_of("SQS")
+    if sqs_events:
+        size = min(
+            max_concurrency,
+            sum(
+                int(resolver.resolve((e.get("ScalingConfig") or {}).get("MaximumConcurrency", 2)))
+                for e in sqs_events.values()
+            ),
+        )
+    if spec.reserved_concurrency is not None:
+        size = min(size, int(resolver.resolve(spec.reserved_concurrency)))
+    return max(1, size)
 
 
 def start_moto(port: int, iam_policy: Path) -> subprocess.Popen[bytes]:
@@ -123,6 +219,11 @@ def iam_paths(state_file: str) -> tuple[Path, Path]:
     return state.with_name(state.stem + ".iam-policy.json"), state.with_name(state.stem + ".iam-calls.jsonl")
 
 
+def is_web_adapter(spec: FunctionSpec) -> bool:
+    env = spec.environment
+    return "AWS_LWA_INVOKE_MODE" in env or env.get("AWS_LAMBDA_EXEC_WRAPPER") == "/opt/bootstrap"
+
+
 class Stack:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -134,15 +235,17 @@ class Stack:
         self.summary: list[tuple[str, str]] = []
         self.iam = False
         self._esm_clients: dict[str, Any] = {}
+        self.exceptions: list[LocalException] = []
+        self.xray: XRayDaemon | None = None
 
     async def start(self) -> Any:
         t0 = time.perf_counter()
         args = self.args
-        base_env = dict(os.environ)
-        for key, value in DEV_CREDENTIALS.items():
-            base_env.setdefault(key, value)
-        region = base_env.get("AWS_REGION") or base_env.get("AWS_DEFAULT_REGION") or "us-east-1"
-        base_env["AWS_REGION"] = base_env["AWS_DEFAULT_REGION"] = region
+        state_dir = Path(args.state_file).with_suffix("")
+        logs_dir = state_dir / "logs"
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        credentials = {k: os.environ.get(k) or v for k, v in DEV_CREDENTIALS.items()}
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         endpoint = args.endpoint
         # IAM: the embedded endpoint checks every function's calls against its role in the template
         self.iam = not endpoint
@@ -162,19 +265,26 @@ class Stack:
             self.summary.append(
                 ("IAM", f"enforced by {endpoint}, not by the runner (LocalStack: ENFORCE_IAM=1); functions share a key")
             )
-        os.environ.update({k: base_env[k] for k in (*DEV_CREDENTIALS, "AWS_REGION", "AWS_DEFAULT_REGION")})
+        os.environ.update({**credentials, "AWS_REGION": region, "AWS_DEFAULT_REGION": region})
         import boto3
         from botocore.config import Config
 
         session = boto3.session.Session(region_name=region)
         template = load_template()
+        specs = functions(template)
+        runtime_task = asyncio.create_task(
+            asyncio.to_thread(prepare_runtime, list(specs), args.quick_env, ROOT / ".local" / "bundles")
+        )
         resolver = Resolver(parameters=parameter_defaults(template), physical={}, region=region)
         resolver.conditions = evaluate_conditions(template, resolver)
-        await asyncio.to_thread(provision, template, resolver, session, endpoint, args.prefix)
-        tables = [k for k, v in resolver.physical.items() if "QueueUrl" not in v]
-        queues = [k for k, v in resolver.physical.items() if "QueueUrl" in v]
-        self.summary.append(("tables", ", ".join(f"{t} ({resolver.physical[t]['Ref']})" for t in tables)))
-        self.summary.append(("queues", ", ".join(queues)))
+        await asyncio.to_thread(provision, template, resolver, session, endpoint, args.prefix, SECRET_VALUES)
+        by_kind: dict[str, list[str]] = {"tables": [], "queues": [], "secrets": []}
+        for logical, attrs in resolver.physical.items():
+            kind = "queues" if "QueueUrl" in attrs else "secrets" if ":secretsmanager:" in attrs["Arn"] else "tables"
+            by_kind[kind].append(f"{logical} ({attrs['Ref']})" if kind == "tables" else logical)
+        for kind, names in by_kind.items():
+            if names:
+                self.summary.append((kind, ", ".join(names)))
 
         api_key = os.environ.get("LOCAL_DEV_API_KEY", DEV_API_KEY)
         if "ApiKeysTable" in resolver.physical:
@@ -187,35 +297,32 @@ class Stack:
             )
             await asyncio.to_thread(create_key, store, "dev", "local development key", api_key)
             self.summary.append(("API key", f"{api_key}  (owner 'dev'; send as X-Api-Key)"))
-        local_env = load_local_env()
-        extra = dict(kv.split("=", 1) for kv in args.set)
-        specs = functions(template)
-        fn_dir = str(ROOT / "functions")
-        envs: dict[str, dict[str, str]] = {}
-        for name, spec in specs.items():
-            resolved = {k: str(resolver.resolve(v)) for k, v in spec.environment.items()}
-            resolved.update(local_env.get("Parameters", {}))
-            resolved.update(local_env.get(name, {}))
-            resolved.update(extra)
-            resolved.update(
-                {
-                    "AWS_ENDPOINT_URL": endpoint,
-                    "AWS_REGION": region,
-                    "AWS_DEFAULT_REGION": region,
-                    "AWS_LAMBDA_FUNCTION_NAME": name,
-                    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
-                    "LAMBDA_TASK_ROOT": fn_dir,
-                }
-            )
-            envs[name] = child_env(base_env, resolved)
-            if self.iam:  # its own key, as Lambda gives each function its execution role's
-                envs[name].update(function_credentials(name))
-            envs[name]["PATH"] = os.path.dirname(sys.executable) + os.pathsep + envs[name].get("PATH", "")
-        if self.iam:
+
+        self.xray = XRayDaemon(state_dir / "xray-segments.jsonl")
+        xray_address = await self.xray.start()
+        stream_names = [n for n, spec in specs.items() if is_web_adapter(spec)]
+        stream_port = free_port() if stream_names else None
+        self.exceptions = local_exceptions(
+            endpoint=endpoint,
+            credentials=None if self.iam else credentials,
+            xray_address=xray_address,
+            stream_port=stream_port,
+            user=dict(kv.split("=", 1) for kv in args.set),
+        )
+        runtime = await runtime_task
+        self.summary.append(("functions run on", runtime.note))
+        envs = {
+            name: function_environment(spec, resolver, region, runtime, self.exceptions) for name, spec in specs.items()
+        }
+        if self.iam:  # each its own key, as Lambda gives each function its execution role's
+            for name, env in envs.items():
+                env.update(function_credentials(name))
             policies = await asyncio.to_thread(
                 policy_file, template, resolver, calls_log=calls_log, prefix=args.prefix, envs=envs
             )
             write_policy_file(policy_path, policies)
+        self.summary.append(("function logs", f"{logs_dir}/<Function>.log (logs and EMF metrics; warnings also here)"))
+        self.summary.append(("X-Ray daemon", f"udp {xray_address} -> {self.xray.out}"))
 
         sqs = session.client(
             "sqs",
@@ -225,44 +332,46 @@ class Stack:
         arn_to_logical = {v["Arn"]: k for k, v in resolver.physical.items() if "Arn" in v}
         stream_base = None
         api_pool = None
+        fn_dir = str(FUNCTIONS_DIR)
         for name, spec in specs.items():
             env = envs[name]
-            if "AWS_LWA_INVOKE_MODE" in spec.environment or env.get("AWS_LAMBDA_EXEC_WRAPPER") == "/opt/bootstrap":
-                port = free_port()
-                env["PORT"] = str(port)
-                script = ROOT / "functions" / spec.handler
-                self.stream_proc = await asyncio.create_subprocess_exec(
-                    "/bin/sh", str(script), env=env, cwd=fn_dir, preexec_fn=die_with_parent
-                )
-                stream_base = f"http://127.0.0.1:{port}"
+            log_path = logs_dir / f"{name}.log"
+            if name in stream_names:
+                script = FUNCTIONS_DIR / spec.handler
+                with log_path.open("ab") as out:
+                    self.stream_proc = await asyncio.create_subprocess_exec(
+                        "/bin/sh", str(script), env=env, cwd=fn_dir, stdout=out, stderr=out, preexec_fn=die_with_parent
+                    )
+                stream_base = f"http://127.0.0.1:{stream_port}"
                 self.summary.append(
                     (name, f"Lambda Web Adapter style: {spec.handler} -> uvicorn on {stream_base} (response streaming)")
                 )
                 continue
-            sqs_events = spec.events_of("SQS")
-            size = args.max_concurrency if spec.events_of("HttpApi") or spec.events_of("Api") else 1
-            if sqs_events:
-                size = min(
-                    args.max_concurrency,
-                    sum(
-                        int(resolver.resolve((e.get("ScalingConfig") or {}).get("MaximumConcurrency", 2)))
-                        for e in sqs_events.values()
-                    ),
-                )
+            is_api = bool(spec.events_of("HttpApi") or spec.events_of("Api"))
             pool = FunctionPool(
-                name, spec.handler, env, timeout=spec.timeout, memory=spec.memory, size=max(1, size), cwd=fn_dir
+                name,
+                spec.handler,
+                env,
+                timeout=spec.timeout,
+                memory=spec.memory,
+                size=pool_size(spec, resolver, args.max_concurrency),
+                cwd=fn_dir,
+                python=runtime.python,
+                log_path=str(log_path),
+                trace=self.xray.new_trace if spec.tracing == "Active" else None,
+                payload_limit=SYNC_PAYLOAD_LIMIT if is_api else None,
             )
             self.pools[name] = pool
             roles = []
-            if spec.events_of("HttpApi") or spec.events_of("Api"):
+            if is_api:
                 api_pool = pool
                 roles.append(f"HTTP front http://{args.host}:{args.port}")
-            for event_name, props in sqs_events.items():
+            for event_name, props in spec.events_of("SQS").items():
                 arn = resolver.resolve(props["Queue"])
                 logical = arn_to_logical[arn]
                 concurrency = min(
                     int(resolver.resolve((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 2))),
-                    args.max_concurrency,
+                    pool.size,
                 )
                 source = SqsEventSource(
                     f"{name}/{event_name}",
@@ -270,18 +379,21 @@ class Stack:
                     resolver.physical[logical]["QueueUrl"],
                     arn,
                     pool,
-                    batch_size=int(props.get("BatchSize", 10)),
+                    batch_size=int(resolver.resolve(props.get("BatchSize", 10))),
+                    batching_window=float(resolver.resolve(props.get("MaximumBatchingWindowInSeconds", 0))),
                     concurrency=concurrency,
                     report_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
                     region=region,
                 )
                 self.sources.append(source)
-                roles.append(f"SQS {logical} (batch {source.batch_size}, concurrency {concurrency})")
+                window = f", window {source.batching_window:g} s" if source.batching_window else ""
+                roles.append(f"SQS {logical} (batch {source.batch_size}{window}, concurrency {concurrency})")
             for props in {**spec.events_of("ScheduleV2"), **spec.events_of("Schedule")}.values():
                 expr = props.get("ScheduleExpression") or props.get("Schedule")
                 roles.append(f"schedule {expr} -> every {args.reconcile_every:g} s locally")
                 self.tasks.append(asyncio.create_task(self._schedule(pool, args.reconcile_every, name)))
-            self.summary.append((name, f"{spec.handler} x{pool.size}: " + "; ".join(roles)))
+            reserved = f", reserved concurrency {pool.size}" if spec.reserved_concurrency is not None else ""
+            self.summary.append((name, f"{spec.handler} x{pool.size}{reserved}: " + "; ".join(roles)))
 
         if api_pool is None:
             raise SystemExit("template.yaml declares no function with an HttpApi event")
@@ -290,9 +402,9 @@ class Stack:
         for source in self.sources:
             self.tasks.append(asyncio.create_task(source.run()))
         if stream_base:
-            ok = await asyncio.to_thread(wait_for_port, "127.0.0.1", int(stream_base.rsplit(":", 1)[1]), 30)
+            ok = await asyncio.to_thread(wait_for_port, "127.0.0.1", int(stream_port or 0), 30)
             if not ok:
-                raise SystemExit("the stream function did not start")
+                raise SystemExit(f"the stream function did not start (see {logs_dir}/{stream_names[0]}.log)")
         self.ready_seconds = time.perf_counter() - t0
         self.endpoint = endpoint
         self.state = {
@@ -302,10 +414,15 @@ class Stack:
             "pid": os.getpid(),
             "physical": resolver.physical,
             "api_key": api_key,
-            "signing_secret": envs.get("ApiFunction", {}).get("SIGNING_SECRET", ""),
+            "signing_secret": SECRET_VALUES.get("SigningSecret", ""),
             "iam": {"enforced": self.iam, "policy": str(policy_path), "calls_log": str(calls_log)}
             if self.iam
             else {"enforced": False, "by": endpoint},
+            "python": runtime.python,
+            "logs": {name: str(logs_dir / f"{name}.log") for name in specs},
+            "xray": {"address": xray_address, "segments": str(self.xray.out)},
+            "environments": envs,
+            "exceptions": [dataclasses.asdict(e) for e in self.exceptions],
         }
         return Front(api_pool, stream_base)
 
@@ -354,6 +471,8 @@ class Stack:
             await pool.close()
         if self.stream_proc and self.stream_proc.returncode is None:
             self.stream_proc.terminate()
+        if self.xray is not None:
+            self.xray.close()
         if self.moto and self.moto.poll() is None:
             self.moto.terminate()
 
@@ -393,6 +512,11 @@ async def amain(args: argparse.Namespace) -> None:
     width = max(len(k) for k, _ in stack.summary)
     lines = [f"  {k.ljust(width)}  {v}" for k, v in stack.summary]
     print("taskrunner local stack\n" + "\n".join(lines), flush=True)
+    print(
+        "local exceptions to template.yaml's environment (infra/local/exceptions.py):\n"
+        + "\n".join(f"  {line}" for line in describe(stack.exceptions)),
+        flush=True,
+    )
     print(
         f"ready in {stack.ready_seconds + 0:.1f} s: http://{args.host}:{args.port}  (docs: /docs; Ctrl-C stops)",
         flush=True,

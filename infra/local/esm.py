@@ -47,6 +47,7 @@ class SqsEventSource:
         pool: FunctionPool,
         *,
         batch_size: int = 10,
+        batching_window: float = 0.0,
         concurrency: int = 2,
         report_failures: bool = True,
         region: str = "us-east-1",
@@ -57,7 +58,9 @@ class SqsEventSource:
         self.queue_url = queue_url
         self.queue_arn = queue_arn
         self._pool = pool
-        self.batch_size = max(1, min(10, batch_size))
+        # Lambda: BatchSize up to 10 without a batching window, up to 10,000 with one
+        self.batching_window = max(0.0, min(300.0, batching_window))
+        self.batch_size = max(1, min(10_000 if self.batching_window else 10, batch_size))
         self.concurrency = max(1, concurrency)
         self._report_failures = report_failures
         self._region = region
@@ -84,14 +87,32 @@ class SqsEventSource:
             await self._deliver(messages)
 
     def _receive(self) -> list[dict[str, Any]]:
+        """One batch, as Lambda's poller gathers it: what one long poll returns; with a
+        batching window (MaximumBatchingWindowInSeconds), more polls until the batch holds
+        BatchSize records or the window, counted from the first record, has passed."""
+        messages = self._poll(self.batch_size, self._wait)
+        if not messages or not self.batching_window:
+            return messages
+        closes = time.monotonic() + self.batching_window
+        while len(messages) < self.batch_size:
+            left = closes - time.monotonic()
+            if left <= 0:
+                break
+            messages += self._poll(self.batch_size - len(messages), min(20, int(left)), left)
+        return messages
+
+    def _poll(self, wanted: int, wait: int, left: float | None = None) -> list[dict[str, Any]]:
         answer = self._sqs.receive_message(
             QueueUrl=self.queue_url,
-            MaxNumberOfMessages=self.batch_size,
-            WaitTimeSeconds=self._wait,
+            MaxNumberOfMessages=min(10, wanted),
+            # a long poll no longer than what is left of the window (whole seconds for SQS)
+            WaitTimeSeconds=wait if left is None or left >= 1 else 0,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
         messages: list[dict[str, Any]] = answer.get("Messages", [])
+        if not messages and left is not None and left < 1:
+            time.sleep(min(left, 0.05))
         return messages
 
     async def _deliver(self, messages: list[dict[str, Any]]) -> None:

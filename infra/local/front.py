@@ -122,7 +122,10 @@ class Front:
         try:
             result = await self.api.invoke(event)
         except InvocationError as exc:
-            if exc.kind == "Timeout":
+            if exc.kind == "RequestTooLarge":
+                # the event is over Lambda's 6 MB synchronous payload limit: API Gateway answers 413
+                await self._reply(send, 413, {"message": "Request Entity Too Large"})
+            elif exc.kind == "Timeout":
                 await self._reply(send, 504, {"message": "Endpoint request timed out"})
             else:
                 log.error("API function failed: %s", exc)

@@ -7,13 +7,18 @@ import asyncio
 import itertools
 import json
 import logging
-import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .procs import die_with_parent
+
+CHILD = str(Path(__file__).resolve().parent / "child.py")
+# Lambda's synchronous invocation payload limit, request and response alike (6 MB)
+SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
 
 log = logging.getLogger("taskrunner.local")
 
@@ -35,9 +40,28 @@ class _Environment:
 
 class FunctionPool:
     def __init__(
-        self, name: str, handler: str, env: dict[str, str], *, timeout: float, memory: int, size: int, cwd: str
+        self,
+        name: str,
+        handler: str,
+        env: dict[str, str],
+        *,
+        timeout: float,
+        memory: int,
+        size: int,
+        cwd: str,
+        python: str = sys.executable,
+        log_path: str = "",
+        trace: Callable[[str], str] | None = None,
+        payload_limit: int | None = None,
     ) -> None:
+        """``python`` runs child.py by path (the function's runtime); ``log_path`` receives the
+        function's output; ``trace(name)`` gives each invocation its X-Ray trace header;
+        ``payload_limit`` caps request and response (synchronous invocations)."""
         self.name = name
+        self.python = python
+        self.log_path = log_path
+        self._trace = trace
+        self.payload_limit = payload_limit
         self.handler = handler
         self.env = env
         self.timeout = timeout
@@ -48,16 +72,17 @@ class FunctionPool:
         self._count = 0
         self._slots = asyncio.Semaphore(size)
         self._ids = itertools.count()
-        self.stats = {"invocations": 0, "cold_starts": 0, "timeouts": 0, "crashes": 0, "errors": 0}
+        self.stats = {"invocations": 0, "cold_starts": 0, "timeouts": 0, "crashes": 0, "errors": 0, "active": 0}
+        self.peak_active = 0
 
     async def _spawn(self) -> _Environment:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "infra.local.child",
+            self.python,
+            CHILD,
             self.handler,
             self.name,
             str(self.memory),
+            self.log_path,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=self.env,
@@ -101,11 +126,10 @@ class FunctionPool:
         self.stats["crashes"] += 1
         log.warning("%s: environment pid %s exited while idle; replaced", self.name, env.proc.pid)
 
-    async def _send(self, request: dict[str, Any]) -> _Environment:
+    async def _send(self, line: bytes) -> _Environment:
         """Hand the request to a live environment. One that died while idle (killed, out of
         memory) never saw the event: it is replaced and the event goes to another, as on
         Lambda, instead of failing the invocation (and an SQS batch with it)."""
-        line = json.dumps(request).encode() + b"\n"
         for _ in range(self.size + 1):
             env = await self._acquire()
             assert env.proc.stdin is not None
@@ -126,41 +150,61 @@ class FunctionPool:
 
     async def invoke(self, event: dict[str, Any], *, timeout: float | None = None) -> Any:
         limit = timeout or self.timeout
+        payload = json.dumps(event)
+        if self.payload_limit is not None and len(payload.encode()) > self.payload_limit:
+            raise InvocationError(
+                "RequestTooLarge",
+                f"Request must be smaller than {self.payload_limit} bytes for the InvokeFunction operation",
+            )
         async with self._slots:
             self.stats["invocations"] += 1
-            request_id = str(uuid.uuid4())
-            request = {
-                "id": next(self._ids),
-                "event": event,
-                "request_id": request_id,
-                "deadline_ms": time.time() * 1000 + limit * 1000,
-            }
-            env = await self._send(request)
-            assert env.proc.stdout is not None
+            self.stats["active"] += 1
+            self.peak_active = max(self.peak_active, self.stats["active"])
             try:
-                line = await asyncio.wait_for(env.proc.stdout.readline(), timeout=limit)
-            except TimeoutError:
-                self.stats["timeouts"] += 1
-                self._discard(env)
-                log.warning(
-                    "%s: invocation %s timed out after %.0f s; environment replaced", self.name, request_id, limit
-                )
-                raise InvocationError("Timeout", f"Task timed out after {limit:.2f} seconds") from None
-            except (ConnectionError, BrokenPipeError):
-                line = b""
-            if not line:
-                self.stats["crashes"] += 1
-                self._discard(env)
-                log.warning("%s: environment crashed during invocation %s; replaced", self.name, request_id)
-                raise InvocationError("Runtime.ExitError", "the execution environment exited")
-            answer = json.loads(line)
-            env.invocations += 1
-            self._idle.put_nowait(env)
-            if not answer["ok"]:
-                self.stats["errors"] += 1
-                err = answer["error"]
-                raise InvocationError("Unhandled", f"{err['errorType']}: {err['errorMessage']}")
-            return answer["result"]
+                return await self._invoke(payload, limit)
+            finally:
+                self.stats["active"] -= 1
+
+    async def _invoke(self, payload: str, limit: float) -> Any:
+        request_id = str(uuid.uuid4())
+        head = {
+            "id": next(self._ids),
+            "request_id": request_id,
+            "deadline_ms": time.time() * 1000 + limit * 1000,
+            "trace_id": self._trace(self.name) if self._trace else "",
+        }
+        line = (json.dumps(head)[:-1] + f', "event": {payload}}}\n').encode()
+        env = await self._send(line)
+        assert env.proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(env.proc.stdout.readline(), timeout=limit)
+        except TimeoutError:
+            self.stats["timeouts"] += 1
+            self._discard(env)
+            log.warning("%s: invocation %s timed out after %.0f s; environment replaced", self.name, request_id, limit)
+            raise InvocationError("Timeout", f"Task timed out after {limit:.2f} seconds") from None
+        except (ConnectionError, BrokenPipeError):
+            line = b""
+        if not line:
+            self.stats["crashes"] += 1
+            self._discard(env)
+            log.warning("%s: environment crashed during invocation %s; replaced", self.name, request_id)
+            raise InvocationError("Runtime.ExitError", "the execution environment exited")
+        env.invocations += 1
+        self._idle.put_nowait(env)
+        if self.payload_limit is not None and len(line) > self.payload_limit:
+            self.stats["errors"] += 1
+            raise InvocationError(
+                "ResponseTooLarge",
+                f"Response payload size ({len(line)} bytes) exceeded maximum allowed payload size "
+                f"({self.payload_limit} bytes).",
+            )
+        answer = json.loads(line)
+        if not answer["ok"]:
+            self.stats["errors"] += 1
+            err = answer["error"]
+            raise InvocationError("Unhandled", f"{err['errorType']}: {err['errorMessage']}")
+        return answer["result"]
 
     def pids(self) -> list[int]:
         envs = list(self._idle._queue)  # type: ignore[attr-defined]
@@ -169,18 +213,14 @@ class FunctionPool:
     async def close(self) -> None:
         while not self._idle.empty():
             env = self._idle.get_nowait()
+            if env.proc.stdin is not None:
+                env.proc.stdin.close()  # its pipe is a socket: close it, not leave it to the collector
             if env.proc.returncode is None:
                 env.proc.kill()
-                try:
-                    await asyncio.wait_for(env.proc.wait(), 5)
-                except TimeoutError:
-                    pass
-
-
-def child_env(base: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if not k.startswith(("AWS_LAMBDA_", "_HANDLER"))}
-    env.update(extra)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join([os.path.join(root, "functions"), root])
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
+            try:
+                await asyncio.wait_for(env.proc.wait(), 5)
+            except TimeoutError:
+                pass
+            transport = getattr(env.proc, "_transport", None)  # asyncio keeps it private
+            if transport is not None:
+                transport.close()

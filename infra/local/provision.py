@@ -1,4 +1,5 @@
-"""Creates the template's DynamoDB tables and SQS queues on an endpoint (idempotently)."""
+"""Creates the template's DynamoDB tables, SQS queues and Secrets Manager secrets on an
+endpoint (idempotently)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,15 @@ def physical_name(logical_id: str, prefix: str = STACK) -> str:
 
 
 def provision(
-    template: dict[str, Any], resolver: Resolver, session: Any, endpoint_url: str | None, prefix: str = STACK
+    template: dict[str, Any],
+    resolver: Resolver,
+    session: Any,
+    endpoint_url: str | None,
+    prefix: str = STACK,
+    secret_values: dict[str, str] | None = None,
 ) -> dict[str, dict[str, str]]:
-    """Returns logical id -> attributes (Ref, Arn, QueueName...) for every resource made."""
+    """Returns logical id -> attributes (Ref, Arn, QueueName...) for every resource made.
+    ``secret_values``: fixed values for secrets (logical id -> value) instead of generated ones."""
     ddb = session.client("dynamodb", endpoint_url=endpoint_url)
     sqs = session.client("sqs", endpoint_url=endpoint_url)
     physical = resolver.physical
@@ -64,4 +71,33 @@ def provision(
         url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         physical[logical] = {"Ref": url, "Arn": arn, "QueueName": name, "QueueUrl": url}
+    secrets = resources_of(template, "AWS::SecretsManager::Secret")
+    if secrets:
+        sm = session.client("secretsmanager", endpoint_url=endpoint_url)
+    for logical, res in secrets.items():
+        physical[logical] = _secret(
+            sm, physical_name(logical, prefix), res.get("Properties", {}), secret_values or {}, logical
+        )
     return physical
+
+
+def _secret(sm: Any, name: str, props: dict[str, Any], values: dict[str, str], logical: str) -> dict[str, str]:
+    """A secret with the value given for it (a declared local exception), else one generated
+    as GenerateSecretString asks. Ref and Arn are both its ARN, as in CloudFormation."""
+    value = values.get(logical)
+    if value is None:
+        if "SecretString" in props:
+            value = str(props["SecretString"])
+        else:
+            spec = props.get("GenerateSecretString") or {}
+            kwargs = {"PasswordLength": int(spec.get("PasswordLength", 32))}
+            for key in ("ExcludePunctuation", "ExcludeCharacters", "ExcludeUppercase", "ExcludeLowercase"):
+                if key in spec:
+                    kwargs[key] = spec[key]
+            value = sm.get_random_password(**kwargs)["RandomPassword"]
+    try:
+        arn = sm.create_secret(Name=name, SecretString=value, Description=props.get("Description", ""))["ARN"]
+    except sm.exceptions.ResourceExistsException:
+        arn = sm.describe_secret(SecretId=name)["ARN"]
+        sm.put_secret_value(SecretId=arn, SecretString=value)
+    return {"Ref": arn, "Arn": arn, "Name": name}

@@ -147,6 +147,9 @@ class FunctionSpec:
     memory: int
     environment: dict[str, Any]
     events: dict[str, dict[str, Any]]
+    tracing: str = "PassThrough"
+    reserved_concurrency: Any = None  # ReservedConcurrentExecutions (may be an intrinsic)
+    log_format: str = "Text"
 
     def events_of(self, kind: str) -> dict[str, dict[str, Any]]:
         return {k: v.get("Properties", {}) for k, v in self.events.items() if v.get("Type") == kind}
@@ -167,5 +170,12 @@ def functions(template: dict[str, Any]) -> dict[str, FunctionSpec]:
             memory=int(props.get("MemorySize", globals_.get("MemorySize", 128))),
             environment=env,
             events=props.get("Events") or {},
+            tracing=str(props.get("Tracing", globals_.get("Tracing", "PassThrough"))),
+            reserved_concurrency=props.get(
+                "ReservedConcurrentExecutions", globals_.get("ReservedConcurrentExecutions")
+            ),
+            log_format=str(
+                (props.get("LoggingConfig") or globals_.get("LoggingConfig") or {}).get("LogFormat", "Text")
+            ),
         )
     return out

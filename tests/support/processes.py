@@ -66,7 +66,7 @@ def descendants(root: int) -> list[Proc]:
 
 def function_processes(root: int, handler: str) -> list[Proc]:
     """The runner's execution environments of one handler, e.g. ``taskrunner.entrypoints.worker.handler``."""
-    return [p for p in descendants(root) if f"infra.local.child {handler}" in p.cmdline]
+    return [p for p in descendants(root) if f"infra/local/child.py {handler} " in p.cmdline]
 
 
 def kill(procs: list[Proc], sig: int = signal.SIGKILL) -> None:

@@ -13,14 +13,14 @@ from typing import Any
 
 import httpx
 
+from infra.local.exceptions import LOCAL_SIGNING_SECRET
 from infra.local.iam import read_calls
 from infra.local.launch import start_runner, wait_until_serving
 from infra.local.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCAL_MASTER_SECRET = json.loads((ROOT / "infra" / "sam" / "env.local.json").read_text())["Parameters"][
-    "SIGNING_SECRET"
-]
+# the master secret the runner provisions (a declared local exception: AWS generates it)
+LOCAL_MASTER_SECRET = LOCAL_SIGNING_SECRET
 
 
 def owner_secret(owner: str = "dev") -> str:

@@ -230,8 +230,8 @@ def test_every_bundle_ships_the_sdk_the_tests_run_against():
 
     def pins(path):
         out = {}
-        for line in path.read_text().splitlines():
-            line = line.split("#", 1)[0].strip()
+        for raw in path.read_text().splitlines():
+            line = raw.split("#", 1)[0].strip()
             if line.startswith("-r "):
                 out.update(pins(path.parent / line[3:].strip()))
             elif "==" in line:

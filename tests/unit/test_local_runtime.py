@@ -1,0 +1,41 @@
+"""The local runner's declared exceptions and bundles (infra/local/exceptions.py, bundles.py)."""
+
+from infra.local.bundles import bundle_spec, function_kinds
+from infra.local.exceptions import applied, local_exceptions
+from infra.local.template import functions, load_template
+
+FORBIDDEN = ("POWERTOOLS_TRACE_DISABLED", "POWERTOOLS_METRICS_DISABLED", "SIGNING_SECRET", "POWERTOOLS_LOG_LEVEL")
+
+
+def _exceptions(user=None):
+    return local_exceptions(
+        endpoint="http://127.0.0.1:4566",
+        credentials={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+        xray_address="127.0.0.1:2000",
+        stream_port=9000,
+        secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:s",
+        user=user,
+    )
+
+
+def test_every_exception_says_why_and_none_switches_off_what_runs_on_aws():
+    found = _exceptions()
+    assert all(e.why.strip() for e in found)
+    assert not {e.variable for e in found} & set(FORBIDDEN)
+    names = [(e.variable, e.functions) for e in found]
+    assert len(names) == len(set(names))
+
+
+def test_user_overrides_are_exceptions_too_and_win():
+    env = applied(_exceptions({"RETRY_BASE_SECONDS": "7"}), "WorkerFunction")
+    assert env["RETRY_BASE_SECONDS"] == "7"
+    assert "PORT" not in env and "STREAM_URL" not in env
+
+
+def test_every_function_has_a_bundle_kind_with_pinned_sdk():
+    kinds = function_kinds()
+    assert set(functions(load_template())) == set(kinds)
+    for kind in set(kinds.values()):
+        sdk, extras, key = bundle_spec(kind)
+        assert any(p.startswith("boto3==") for p in sdk) and any(p.startswith("aws-xray-sdk==") for p in extras)
+        assert len(key) == 16
