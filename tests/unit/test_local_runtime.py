@@ -1,21 +1,32 @@
 """The local runner's declared exceptions and bundles (infra/local/exceptions.py, bundles.py)."""
 
 from infra.local.bundles import bundle_spec, function_kinds
-from infra.local.exceptions import applied, local_exceptions
+from infra.local.exceptions import applied, describe, local_exceptions
 from infra.local.template import functions, load_template
 
 FORBIDDEN = ("POWERTOOLS_TRACE_DISABLED", "POWERTOOLS_METRICS_DISABLED", "SIGNING_SECRET", "POWERTOOLS_LOG_LEVEL")
 
 
-def _exceptions(user=None):
+SHARED = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+def _exceptions(user=None, credentials=SHARED):
     return local_exceptions(
         endpoint="http://127.0.0.1:4566",
-        credentials={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+        credentials=credentials,
         xray_address="127.0.0.1:2000",
         stream_port=9000,
-        secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:s",
         user=user,
     )
+
+
+def test_with_iam_each_function_keeps_its_own_key_declared_once():
+    """On the embedded endpoint the runner gives each function its own key (infra/local/iam.py):
+    the exception is declared and printed, but sets no shared key over it."""
+    found = _exceptions(credentials=None)
+    assert "AWS_ACCESS_KEY_ID" not in applied(found, "WorkerFunction")
+    assert any("its own key" in line and "AWS_SESSION_TOKEN" in line for line in describe(found))
+    assert applied(_exceptions(), "WorkerFunction")["AWS_ACCESS_KEY_ID"] == "testing"
 
 
 def test_every_exception_says_why_and_none_switches_off_what_runs_on_aws():
