@@ -255,7 +255,10 @@ class MeteredClients:
 
 
 class LambdaContext:
-    def __init__(self, name: str, memory: int) -> None:
+    """A fresh invocation of ``name``: its whole timeout (template.yaml's) remains."""
+
+    def __init__(self, name: str, memory: int, timeout: int) -> None:
+        self._timeout_ms = timeout * 1000
         self.function_name = name
         self.function_version = "$LATEST"
         self.memory_limit_in_mb = memory
@@ -263,7 +266,7 @@ class LambdaContext:
         self.invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:{name}"
 
     def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+        return self._timeout_ms
 
 
 class Receiver:
@@ -451,6 +454,7 @@ class Flows:
         provision(template, resolver, session, None, prefix=prefix)
         self.physical = resolver.physical
         self.memory = {name: spec.memory for name, spec in functions(template).items()}
+        self.timeouts = {name: spec.timeout for name, spec in functions(template).items()}
         self.batch_sizes = {
             name: {
                 str(resolver.resolve(p["Queue"])): int(p.get("BatchSize", 10)) for p in spec.events_of("SQS").values()
@@ -504,7 +508,7 @@ class Flows:
         }
         event = http_api_event("POST", "/api/tasks", "", headers, json.dumps(body).encode(), "127.0.0.1")
         with self.meter.acting("ApiFunction"), self._timed(durations):
-            context: Any = LambdaContext("ApiFunction", self.memory["ApiFunction"])
+            context: Any = LambdaContext("ApiFunction", self.memory["ApiFunction"], self.timeouts["ApiFunction"])
             answer = self.api(event, context)
         if answer["statusCode"] != 202:
             raise RuntimeError(f"submit answered {answer['statusCode']}: {answer.get('body')}")
@@ -538,7 +542,7 @@ class Flows:
             batches += 1
             event = {"Records": [sqs_record(m, arn, REGION) for m in messages]}
             with self.meter.acting(function), self._timed(durations):
-                result = process(event, LambdaContext(function, self.memory[function]), self.services)
+                result = process(event, LambdaContext(function, self.memory[function], self.timeouts[function]), self.services)
             failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
             done = [m for m in messages if m["MessageId"] not in failed]
             if done:
