@@ -115,10 +115,11 @@ deploy-localstack: build ## sam deploy to LocalStack only (ENDPOINT=http://127.0
 	  $(SAM_VENV)/bin/sam deploy --config-env localstack
 
 # URL, KEY and CALLBACK of `make smoke`; without URL, the local stack (make run) and its development key.
+# URL is taken as given (an emulator's API URL may hold a '$', e.g. .../$default).
 LOCAL_KEY := tr_dev00000_local-development-key
 smoke: install ## Smoke-test a deployed stack: make smoke URL=<ApiUrl> KEY=tr_... [CALLBACK=<url>] (no URL: the local stack)
 	@TASKRUNNER_API_KEY="$(or $(KEY),$(if $(URL),,$(LOCAL_KEY)))" $(BIN)/python -m infra.smoke \
-	  --url "$(or $(URL),http://127.0.0.1:$(PORT))" $(if $(CALLBACK),--callback "$(CALLBACK)") $(ARGS)
+	  --url '$(or $(value URL),http://127.0.0.1:$(PORT))' $(if $(CALLBACK),--callback '$(value CALLBACK)') $(ARGS)
 
 clean: ## Remove build outputs and caches (keeps .venv)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local bench-results.json

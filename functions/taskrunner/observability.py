@@ -49,11 +49,10 @@ def run_handler(function: Callable[[dict[str, Any], Any], Any], event: dict[str,
         return function(event, context)
 
     # The Tracer names the handler's subsegment after ``__name__``, which a callable object
-    # (the API's Mangum adapter) does not have: hand it a plain function.
+    # (the API's Mangum adapter) does not have: hand it a plain function ("## handler").
     def handler(event: dict[str, Any], context: Any) -> Any:
         return function(event, context)
 
-    handler.__name__ = getattr(function, "__name__", type(function).__name__)
     return active.capture_lambda_handler(handler)(event, context)
 
 

@@ -68,6 +68,33 @@ def test_deployed_stack_runs_a_task_cancels_and_lists(deployed):
     assert result["completed_seconds"] < 120
 
 
+def test_make_smoke_passes_against_the_deployed_stack(deployed):
+    """The same smoke test a user runs after `make deploy`, against the deployed API. MiniStack
+    does not serve the streaming Function URL (its StreamUrl is AWS's address): the API's 307
+    with a stream token is checked without following it; the local runner checks the stream."""
+    outputs, timings = deployed
+    started = time.monotonic()
+    done = subprocess.run(
+        ["make", "--no-print-directory", "smoke", f"URL={outputs['api_url']}", "ARGS=--no-follow-stream --timeout 120"],
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}},
+            "KEY": outputs["api_key"],
+        },
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    timings["smoke_seconds"] = round(time.monotonic() - started, 1)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "ministack-smoke.txt").write_text(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == "smoke: 8 passed, 0 failed", lines
+    assert "FAIL" not in done.stdout and "307 to" in done.stdout
+
+
 def test_workarounds_are_only_the_declared_ones(deployed):
     from infra.ministack.adapt import WORKAROUNDS
 

@@ -48,7 +48,10 @@ def test_each_function_gets_the_template_environment_and_declared_exceptions_onl
     seen = 0
     for name, env in stack.state["environments"].items():
         declared = {
-            e["variable"] for e in exceptions if e["kind"] == "env" and (not e["functions"] or name in e["functions"])
+            variable.strip()
+            for e in exceptions
+            if e["kind"] in ("env", "credentials") and (not e["functions"] or name in e["functions"])
+            for variable in e["variable"].split(",")
         }
         assert set(env) <= LAMBDA_RUNTIME | set(specs[name].environment) | declared, name
         assert set(specs[name].environment) <= set(env), name

@@ -121,3 +121,15 @@ def test_an_unreachable_url_is_one_clear_line_without_traceback(url):
     assert "cannot reach http://127.0.0.1:" in lines[1] or "is not an http(s) URL" in lines[1]
     assert lines[-1] == "smoke: 0 passed, 1 failed"
     assert "very-secret-part" not in done.stdout
+
+
+def test_no_follow_stream_checks_the_handover_without_opening_the_stream():
+    with FakeApi() as api:
+        api.redirect = True
+        code, lines = run(api, "--no-follow-stream", callback=False)
+        assert code == 0, lines
+        assert "307 to" in next(line for line in lines if " stream " in line)
+        assert not [r for r in api.seen if "/fn/" in r["path"]]  # the stream URL was never opened
+    with FakeApi() as api:  # an API that serves the stream itself gives no handover: FAIL
+        code, lines = run(api, "--no-follow-stream", callback=False)
+    assert code == 1 and verdicts(lines)["stream"] == "FAIL"
