@@ -542,7 +542,8 @@ class Flows:
             batches += 1
             event = {"Records": [sqs_record(m, arn, REGION) for m in messages]}
             with self.meter.acting(function), self._timed(durations):
-                result = process(event, LambdaContext(function, self.memory[function], self.timeouts[function]), self.services)
+                context = LambdaContext(function, self.memory[function], self.timeouts[function])
+                result = process(event, context, self.services)
             failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
             done = [m for m in messages if m["MessageId"] not in failed]
             if done:
