@@ -255,3 +255,17 @@ def test_decimal_matches_str(value):
     finally:
         sys.set_int_max_str_digits(before)
     assert decimal(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "s\ud800", "parameters": {}}, "name"),
+        ({**SUM, "callback_url": "https://example.com/\udfff"}, "callback_url"),
+    ],
+)
+def test_lone_surrogates_in_the_other_string_fields_are_refused_too(body, field):
+    f = make_fakes()
+    response = post_raw(app_client(f), json.dumps(body))
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", field]
+    assert f.repo.tasks == {}
