@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +31,25 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Owner names: lowercase letters, digits, '_' and '-', 1 to 64 characters. They appear in
+# stored keys and in logs, so nothing that could act as a separator or need escaping.
+OWNER_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
+
+
+class InvalidOwnerError(ValueError):
+    pass
+
+
+def check_owner(owner: str) -> str:
+    if not OWNER_PATTERN.fullmatch(owner):
+        raise InvalidOwnerError(
+            f"invalid owner {owner!r}: use 1 to 64 characters from a-z, 0-9, '_' and '-' (e.g. alice, team-data)"
+        )
+    return owner
+
+
 def create_key(store: Any, owner: str, name: str, raw: str | None = None) -> tuple[str, ApiKeyRecord]:
+    check_owner(owner)
     if raw is None:
         key_id, raw = new_raw_key()
     else:
@@ -84,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     secret = sub.add_parser("secret", help="print an owner's callback signing secret")
     secret.add_argument("--owner", required=True)
     args = parser.parse_args(argv)
+    if args.command == "create":
+        try:
+            check_owner(args.owner)
+        except InvalidOwnerError as exc:
+            parser.error(str(exc))
     store, _table, state = _target(args)
     if args.command == "create":
         raw, record = create_key(store, args.owner, args.name)

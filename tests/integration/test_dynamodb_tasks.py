@@ -122,7 +122,7 @@ def test_idempotency_key_is_written_atomically_with_the_task(repo):
     with pytest.raises(TaskAlreadyExistsError):
         repo.create(make(2, idempotency_key="abc"), idempotency_hash="h2")
     assert repo.get("t-002") is None  # the transaction wrote nothing
-    assert repo.get("idem#default#abc") is None  # key records are not tasks
+    assert repo.get("idem#7#default#abc") is None  # key records are not tasks
 
 
 def test_retried_create_after_a_lost_answer_is_not_a_conflict(repo):
@@ -136,3 +136,40 @@ def test_retried_create_after_a_lost_answer_is_not_a_conflict(repo):
         repo.create(dataclasses.replace(make(1), name="other"))  # a different task under the same id
     with pytest.raises(TaskAlreadyExistsError):
         repo.create(make(3, idempotency_key="k"), idempotency_hash="h")  # the key belongs to t-002
+
+
+@pytest.mark.parametrize("same_body", [True, False])
+def test_idempotency_keys_of_two_owners_never_meet(services, same_body):
+    """Owner ``dev#x`` with key ``y`` and owner ``dev`` with key ``x#y``: two tasks, and the
+    second owner learns nothing of the first (no replay of its id, no 409 on another body)."""
+    from taskrunner.domain.service import SubmitRequest
+
+    first = services.tasks.submit("dev#x", SubmitRequest(name="sum", parameters={"a": 1, "b": 2}), idempotency_key="y")
+    body = {"a": 1, "b": 2} if same_body else {"a": 5, "b": 6}
+    second = services.tasks.submit("dev", SubmitRequest(name="sum", parameters=body), idempotency_key="x#y")
+    assert first.created and second.created
+    assert second.task.task_id != first.task.task_id
+    assert services.tasks.get("dev", second.task.task_id).owner == "dev"
+    # each owner's replay still finds its own task
+    again = services.tasks.submit("dev", SubmitRequest(name="sum", parameters=body), idempotency_key="x#y")
+    assert not again.created and again.task.task_id == second.task.task_id
+    assert services.repository.find_by_idempotency_key("dev#x", "y")[0] == first.task.task_id
+
+
+def test_a_stored_item_that_is_not_valid_json_never_breaks_a_list_page(repo, aws):
+    """An item written by an older version (NaN, a lone surrogate): the page lists it with a marker."""
+    client = aws.session.client("dynamodb")
+    repo.create(make(1))
+    repo.create(make(2))
+    client.update_item(
+        TableName=aws.ref("TasksTable"),
+        Key={"task_id": {"S": "t-002"}},
+        UpdateExpression="SET metadata = :m, #r = :r",
+        ExpressionAttributeNames={"#r": "result"},
+        ExpressionAttributeValues={":m": {"S": '{"x":NaN}'}, ":r": {"S": '{"k":"\\ud800"}'}},
+    )
+    page = repo.list("default", statuses=None, name=None, limit=10, cursor=None)
+    assert [t.task_id for t in page.items] == ["t-002", "t-001"]
+    bad = page.items[0]
+    assert bad.metadata["unreadable"] is True and bad.result["unreadable"] is True
+    assert repo.get("t-002").metadata == bad.metadata

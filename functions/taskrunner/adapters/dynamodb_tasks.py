@@ -4,7 +4,8 @@ Item layout (one item per task, key ``task_id``):
 - ``owner`` + ``created_key`` (created_at#task_id)      -> index ``by-owner`` (newest first)
 - ``owner`` + ``status_key`` (STATUS#created_key)        -> index ``by-owner-status``
 - ``sweep_pk`` ("ACTIVE") + ``due_at``, only while active -> index ``by-due`` (sparse)
-- idempotency keys are items of their own: ``task_id`` = ``idem#<owner>#<key>``.
+- idempotency keys are items of their own: ``task_id`` = ``idem#<len(owner)>#<owner>#<key>``
+  (the owner's length first, so no owner/key pair can spell another's).
 JSON-valued fields (parameters, result, ...) are stored as JSON strings.
 """
 
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..domain import jsonsafe
 from ..domain.errors import (
     ConditionFailedError,
     InvalidCursorError,
@@ -112,8 +114,23 @@ def item_to_task(item: Mapping[str, Any]) -> Task:
         return bool(v["BOOL"]) if v else False
 
     def j(name: str) -> Any:
+        """Our own JSON (error, progress, callback); None if it cannot be read."""
         raw = s(name)
-        return json.loads(raw) if raw is not None else None
+        try:
+            return json.loads(raw) if raw is not None else None
+        except (ValueError, RecursionError):
+            return None
+
+    def free(name: str) -> Any:
+        """A free-form field: its value, or a marker if it is not valid, bounded JSON (an item
+        written by an older version), so one bad item never breaks a read."""
+        raw = s(name)
+        if raw is None:
+            return None
+        try:
+            return jsonsafe.loads(raw)
+        except jsonsafe.UnsafeJsonError as exc:
+            return jsonsafe.unreadable(name, exc)
 
     error = j("error")
     progress = j("progress") or {}
@@ -124,7 +141,7 @@ def item_to_task(item: Mapping[str, Any]) -> Task:
         owner=s("owner") or "",
         queue=s("queue") or "default",
         status=TaskStatus(item["status"]["S"]),
-        parameters=j("parameters") or {},
+        parameters=free("parameters") or {},
         created_at=s("created_at") or "",
         updated_at=s("updated_at") or "",
         max_attempts=n("max_attempts", 1),
@@ -133,8 +150,8 @@ def item_to_task(item: Mapping[str, Any]) -> Task:
         attempts=n("attempts"),
         delay_seconds=n("delay_seconds"),
         priority=b("priority"),
-        metadata=j("metadata") or {},
-        result=j("result"),
+        metadata=free("metadata") or {},
+        result=free("result"),
         error=TaskError(error["type"], error["message"]) if error else None,
         progress=Progress(float(progress.get("percent", 0.0)), progress.get("message")),
         started_at=s("started_at"),
@@ -256,7 +273,8 @@ class DynamoDbTaskRepository:
 
     @staticmethod
     def _idem_id(owner: str, key: str) -> str:
-        return f"idem#{owner}#{key}"
+        # Length-prefixed: owner "dev#x" with key "y" and owner "dev" with key "x#y" differ.
+        return f"idem#{len(owner)}#{owner}#{key}"
 
     def find_by_idempotency_key(self, owner: str, key: str) -> tuple[str, str] | None:
         item = self._get_item(self._idem_id(owner, key))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from . import jsonsafe
 
 
 class TaskStatus(enum.StrEnum):
@@ -53,6 +56,20 @@ class CallbackStatus(enum.StrEnum):
     FAILED = "FAILED"
 
 
+def _text(value: str | None) -> str | None:
+    return None if value is None else jsonsafe.printable(value)
+
+
+def served(field: str, value: Any) -> Any:
+    """A free-form field as it is served: the value, or a marker naming why it cannot be
+    (a value stored by an older version that is not valid, bounded JSON)."""
+    try:
+        jsonsafe.check(value)
+    except jsonsafe.UnsafeJsonError as exc:
+        return jsonsafe.unreadable(field, exc)
+    return value
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -75,7 +92,7 @@ class TaskError:
     message: str
 
     def to_dict(self) -> dict[str, str]:
-        return {"type": self.type, "message": self.message}
+        return {"type": jsonsafe.printable(self.type), "message": jsonsafe.printable(self.message)}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,7 +101,8 @@ class Progress:
     message: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"percent": self.percent, "message": self.message}
+        percent = self.percent if math.isfinite(self.percent) else 0.0
+        return {"percent": percent, "message": _text(self.message)}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -97,10 +115,10 @@ class CallbackState:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "url": self.url,
+            "url": jsonsafe.printable(self.url),
             "status": self.status.value,
             "attempts": self.attempts,
-            "last_error": self.last_error,
+            "last_error": _text(self.last_error),
             "delivered_at": self.delivered_at,
         }
 
@@ -163,12 +181,12 @@ class Task:
         """The task as clients see it (``/state``, the stream, callbacks' source)."""
         return {
             "task_id": self.task_id,
-            "name": self.name,
+            "name": jsonsafe.printable(self.name),
             "status": self.status.value,
             "queue": self.queue,
-            "parameters": self.parameters,
-            "metadata": self.metadata,
-            "result": self.result,
+            "parameters": served("parameters", self.parameters),
+            "metadata": served("metadata", self.metadata),
+            "result": served("result", self.result),
             "error": self.error.to_dict() if self.error else None,
             "progress": self.progress.to_dict(),
             "attempts": self.attempts,
@@ -188,12 +206,12 @@ class Task:
         """The JSON a callback receiver gets when the task ends."""
         return {
             "task_id": self.task_id,
-            "name": self.name,
+            "name": jsonsafe.printable(self.name),
             "status": self.status.value,
-            "result": self.result,
+            "result": served("result", self.result),
             "error": self.error.to_dict() if self.error else None,
             "attempts": self.attempts,
-            "metadata": self.metadata,
+            "metadata": served("metadata", self.metadata),
             "created_at": self.created_at,
             "started_at": self.started_at,
             "completed_at": self.completed_at,

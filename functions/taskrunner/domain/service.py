@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from . import jsonsafe
 from .errors import (
     ConditionFailedError,
     DependencyUnavailableError,
@@ -104,6 +105,17 @@ def request_hash(payload: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _require_safe_json(name: str, fields: Mapping[str, Any]) -> None:
+    for field, value in fields.items():
+        try:
+            jsonsafe.check(value)
+        except jsonsafe.UnsafeJsonError as exc:
+            where = jsonsafe.describe((field, *exc.path))
+            loc = ["body", field, *[jsonsafe.printable(p) if isinstance(p, str) else p for p in exc.path]]
+            problem = {"loc": loc, "msg": f"{where}: {exc.reason}", "type": exc.kind}
+            raise InvalidParametersError(name, [problem]) from None
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class SubmitRequest:
     name: str
@@ -151,8 +163,11 @@ class TaskService:
         return self._catalog
 
     def submit(self, owner: str, request: SubmitRequest, *, idempotency_key: str | None = None) -> SubmitResult:
+        # Valid, bounded JSON only: checked before anything (the idempotency hash too) reads it.
+        _require_safe_json(request.name, {"parameters": request.parameters, "metadata": request.metadata})
         task_type = self._catalog.get(request.name)
         parameters = task_type.validate(request.parameters)
+        _require_safe_json(request.name, {"parameters": parameters})
         if request.callback_url is not None and self._url_check is not None:
             self._url_check(request.callback_url)
         digest = None
@@ -533,8 +548,14 @@ class WorkerService:
             if isinstance(failure, DependencyUnavailableError):
                 retryable = True
             return self._failure(task, failure, retryable=retryable)
-        result = box.get("result")
-        encoded = json.dumps(result, default=str, separators=(",", ":"))
+        try:
+            result = jsonsafe.normalise(box.get("result"))
+        except jsonsafe.UnsafeJsonError as exc:
+            # never stored poisoned: the task fails, and saying why is the result
+            return self._finish_failed(
+                task, TaskError("InvalidResultError", f"task result is not valid, bounded JSON: {exc}")
+            )
+        encoded = json.dumps(result, separators=(",", ":"))
         if len(encoded.encode()) > p.result_max_bytes:
             return self._finish_failed(
                 task,
@@ -543,7 +564,7 @@ class WorkerService:
                     f"task result is {len(encoded.encode())} bytes as JSON; the limit is {p.result_max_bytes} bytes",
                 ),
             )
-        return self._finish(task, TaskStatus.COMPLETED, error=None, result=json.loads(encoded))
+        return self._finish(task, TaskStatus.COMPLETED, error=None, result=result)
 
     def _failure(self, task: Task, exc: BaseException, *, retryable: bool) -> RunOutcome:
         error = TaskError(type(exc).__name__, str(exc) or type(exc).__name__)

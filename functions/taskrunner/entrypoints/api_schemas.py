@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from ..domain import jsonsafe
 
 
 class TaskCreate(BaseModel):
@@ -49,6 +52,17 @@ class TaskCreate(BaseModel):
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.lower().startswith(("http://", "https://")):
             raise ValueError("callback_url must be an http:// or https:// URL")
+        return value
+
+    @field_validator("parameters", "metadata")
+    @classmethod
+    def _safe_json(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Valid, bounded JSON only (checked before anything else reads the value)."""
+        try:
+            jsonsafe.check(value)
+        except jsonsafe.UnsafeJsonError as exc:
+            where = jsonsafe.describe((str(info.field_name), *exc.path))
+            raise PydanticCustomError(exc.kind, "{where}: {reason}", {"where": where, "reason": exc.reason}) from None
         return value
 
     @field_validator("metadata")

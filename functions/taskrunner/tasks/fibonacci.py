@@ -20,10 +20,27 @@ def fib(n: int) -> int:
     return a
 
 
+# Python refuses str() of ints over 4300 digits (a process-wide guard against slow
+# conversions); F(100000) has 20899, so it is written out in chunks below that limit.
+_CHUNK_DIGITS = 4000
+_CHUNK = 10**_CHUNK_DIGITS
+
+
+def decimal(value: int) -> str:
+    """``str(value)`` for an int of any length, leaving the interpreter's limit untouched."""
+    if value < 0:
+        return "-" + decimal(-value)
+    parts: list[int] = []
+    while value >= _CHUNK:
+        value, low = divmod(value, _CHUNK)
+        parts.append(low)
+    return str(value) + "".join(str(part).zfill(_CHUNK_DIGITS) for part in reversed(parts))
+
+
 def run(params: FibonacciParameters, ctx: TaskContext) -> dict[str, object]:
     ctx.check()
-    value = fib(params.n)
-    return {"n": params.n, "fibonacci": str(value), "digits": len(str(value))}
+    text = decimal(fib(params.n))
+    return {"n": params.n, "fibonacci": text, "digits": len(text)}
 
 
 def register(registry: TaskRegistry) -> None:

@@ -13,7 +13,7 @@ from .registry import TaskRegistry
 
 
 class HttpRequestParameters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     url: AnyHttpUrl = Field(description="http(s) URL to call.")
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
     headers: dict[str, str] = Field(default_factory=dict, max_length=50)

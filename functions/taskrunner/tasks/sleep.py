@@ -11,7 +11,7 @@ from .registry import TaskRegistry
 
 
 class SleepParameters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     seconds: float = Field(default=5, ge=0, le=840, description="How long to run, in seconds.")
 
 
