@@ -67,7 +67,15 @@ def build_services(settings: Settings, *, registry: TaskRegistry | None = None, 
     keys = DynamoDbApiKeyStore(aws.dynamodb, settings.api_keys_table_name)
     return Services(
         settings=settings,
-        tasks=TaskService(repository, queue, catalog, policy=policy, url_check=egress.check_url, telemetry=telemetry),
+        tasks=TaskService(
+            repository,
+            queue,
+            catalog,
+            policy=policy,
+            url_check=egress.check_url,
+            parameter_url_check=egress.check_literal_url,
+            telemetry=telemetry,
+        ),
         worker=WorkerService(repository, queue, catalog, messages, http, policy=policy, telemetry=telemetry),
         callbacks=CallbackService(
             repository,

@@ -198,6 +198,15 @@ class EgressPolicy:
             self.check_address(host, address)
         return scheme, host, port, addresses[0]
 
+    def check_literal_url(self, url: str) -> None:
+        """Syntax, and the address when the host is a literal IP address (no DNS lookup)."""
+        _, host, _ = self.check_url_syntax(url)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return  # a name: checked when the task runs, on every hop
+        self.check_address(host, host)
+
     def check_url(self, url: str, resolver: Resolver = system_resolver) -> None:
         """Submit-time check: syntax always; addresses when the name resolves now."""
         self.check_url_syntax(url)

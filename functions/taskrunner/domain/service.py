@@ -57,6 +57,7 @@ from .ports import (
     TaskCatalog,
     TaskQueue,
     TaskRepository,
+    TaskType,
     Telemetry,
 )
 
@@ -135,9 +136,11 @@ class TaskService:
         clock: Clock | None = None,
         id_factory: Callable[[], str] = lambda: str(uuid.uuid4()),
         url_check: Callable[[str], None] | None = None,
+        parameter_url_check: Callable[[str], None] | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
         self._repo = repository
+        self._parameter_url_check = parameter_url_check
         self._queue = queue
         self._catalog = catalog
         self._policy = policy or Policy()
@@ -150,11 +153,26 @@ class TaskService:
     def catalog(self) -> TaskCatalog:
         return self._catalog
 
+    def _check_parameter_urls(self, task_type: TaskType, parameters: Mapping[str, Any]) -> None:
+        """A URL parameter the egress guard will refuse when the task runs is refused now."""
+        if self._parameter_url_check is None:
+            return
+        for field in task_type.url_parameters:
+            value = parameters.get(field)
+            if not isinstance(value, str):
+                continue
+            try:
+                self._parameter_url_check(value)
+            except EgressDeniedError as exc:
+                error = {"loc": ["body", "parameters", field], "msg": str(exc), "type": "url_not_allowed"}
+                raise InvalidParametersError(task_type.name, [error]) from None
+
     def submit(self, owner: str, request: SubmitRequest, *, idempotency_key: str | None = None) -> SubmitResult:
         task_type = self._catalog.get(request.name)
         parameters = task_type.validate(request.parameters)
         if request.callback_url is not None and self._url_check is not None:
             self._url_check(request.callback_url)
+        self._check_parameter_urls(task_type, parameters)
         digest = None
         if idempotency_key is not None:
             digest = request_hash(dataclasses.asdict(request))
