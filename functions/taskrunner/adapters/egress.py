@@ -255,6 +255,9 @@ class _Deadline:
             raise self.error()
         return left
 
+    def passed(self) -> bool:
+        return self.expired or time.monotonic() >= self._end - 0.05
+
     def error(self) -> DeadlineExceededError:
         return DeadlineExceededError(f"no complete answer within the {self.seconds:g} s deadline")
 
@@ -344,11 +347,11 @@ class GuardedHttpClient:
         try:
             return self._request(method, url, dict(headers or {}), body, deadline)
         except OSError as exc:
-            if deadline.expired and not isinstance(exc, DeadlineExceededError):
+            if deadline.passed() and not isinstance(exc, DeadlineExceededError):
                 raise deadline.error() from None
             raise
         except http.client.HTTPException:
-            if deadline.expired:
+            if deadline.passed():
                 raise deadline.error() from None
             raise
         finally:
