@@ -59,6 +59,7 @@ def build_services(settings: Settings, *, registry: TaskRegistry | None = None, 
     messages = DynamoDbMessageStore(aws.dynamodb, settings.messages_table_name)
     egress = EgressPolicy(allow_loopback=settings.allow_loopback_egress, allow_list=settings.egress_allow_list)
     http = GuardedHttpClient(egress)
+    callback_http = GuardedHttpClient(egress, max_redirects=0)  # callbacks never follow a redirect
     catalog = registry or build_registry()
     policy = settings.policy
     telemetry = _telemetry(settings)
@@ -66,11 +67,19 @@ def build_services(settings: Settings, *, registry: TaskRegistry | None = None, 
     keys = DynamoDbApiKeyStore(aws.dynamodb, settings.api_keys_table_name)
     return Services(
         settings=settings,
-        tasks=TaskService(repository, queue, catalog, policy=policy, url_check=egress.check_url, telemetry=telemetry),
+        tasks=TaskService(
+            repository,
+            queue,
+            catalog,
+            policy=policy,
+            url_check=egress.check_url,
+            parameter_url_check=egress.check_literal_url,
+            telemetry=telemetry,
+        ),
         worker=WorkerService(repository, queue, catalog, messages, http, policy=policy, telemetry=telemetry),
         callbacks=CallbackService(
             repository,
-            WebhookSender(http, lambda owner: owner_signing_secret(master(), owner)),
+            WebhookSender(callback_http, lambda owner: owner_signing_secret(master(), owner)),
             policy=policy,
             telemetry=telemetry,
         ),

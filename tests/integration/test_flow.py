@@ -89,6 +89,11 @@ def test_api_errors_are_clear_and_change_nothing(aws, services):
         {"name": "sum", "parameters": {"a": 1, "b": 2}, "callback_url": "http://169.254.169.254/latest"},
     )
     assert status == 422 and body["detail"][0]["loc"] == ["body", "callback_url"]
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://[64:ff9b::a00:5]/", "https://100.100.100.200/"):
+        status, body = call(api, "POST", "/api/tasks", {"name": "http_request", "parameters": {"url": url}})
+        assert status == 422, (url, body)
+        assert body["detail"][0]["loc"] == ["body", "parameters", "url"] and "refused" in body["detail"][0]["msg"]
+        assert body["detail"][0]["type"] == "url_not_allowed"
     status, body = call(api, "GET", "/api/tasks/nope/state")
     assert status == 404
     assert call(api, "GET", "/api/tasks?limit=100")[1]["tasks"] == []

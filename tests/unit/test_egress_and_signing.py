@@ -136,3 +136,158 @@ def test_submit_time_check_lets_an_unresolvable_name_through_for_later():
         raise OSError("Temporary failure in name resolution")
 
     DENY.check_url("https://not-yet.example.com/hook", resolver=no_dns)  # no error: checked at delivery
+
+
+class _Server:
+    """A scripted HTTP server on 127.0.0.1: ``handler(request_handler)`` answers each request;
+    every request's path and headers are recorded."""
+
+    def __init__(self, handler):
+        self.requests = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _any(self):
+                length = int(self.headers.get("content-length", "0"))
+                body = self.rfile.read(length) if length else b""
+                outer.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers)})
+                outer.requests[-1]["body"] = body
+                handler(self)
+
+            do_GET = do_POST = _any
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _answer(status, body=b"ok", headers=()):
+    def handler(h):
+        h.send_response(status)
+        for name, value in headers:
+            h.send_header(name, value)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    return handler
+
+
+def _dripping(h):
+    """Headers at once, then one body byte per second: no single read ever times out."""
+    import time as _time
+
+    h.send_response(200)
+    h.send_header("Content-Length", "100")
+    h.end_headers()
+    h.wfile.flush()
+    try:
+        for _ in range(100):
+            h.wfile.write(b"x")
+            h.wfile.flush()
+            _time.sleep(1)
+    except OSError:
+        pass
+
+
+def test_a_dripping_receiver_is_cut_off_at_the_total_deadline():
+    import time
+
+    from taskrunner.adapters.egress import DeadlineExceededError
+
+    with _Server(_dripping) as server:
+        client = GuardedHttpClient(EgressPolicy(allow_loopback=True))
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceededError, match="2 s deadline"):
+            client.request("POST", server.url + "/hook", body=b"{}", timeout=2)
+        assert time.monotonic() - started < 2.8
+
+
+def test_a_dripping_status_line_is_cut_off_too():
+    import time
+
+    def drip_headers(h):
+        try:
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100:
+                h.wfile.write(bytes([byte]))
+                h.wfile.flush()
+                time.sleep(0.5)
+        except OSError:
+            pass
+
+    with _Server(drip_headers) as server:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            GuardedHttpClient(EgressPolicy(allow_loopback=True)).request("GET", server.url, timeout=1.5)
+        assert time.monotonic() - started < 2.3
+
+
+def test_callback_redirect_is_a_failed_attempt_and_nothing_follows_it():
+    from taskrunner.domain.models import CallbackState, TaskStatus
+    from taskrunner.domain.service import CallbackService
+
+    from tests.support.fakes import make_fakes
+    from tests.unit.factories import a_task
+
+    with _Server(_answer(200)) as elsewhere:
+        with _Server(_answer(307, headers=[("Location", elsewhere.url + "/stolen")])) as receiver:
+            f = make_fakes()
+            task = a_task(status=TaskStatus.COMPLETED, callback=CallbackState(url=receiver.url + "/hook"))
+            f.repo.create(task)
+            sender = WebhookSender(
+                GuardedHttpClient(EgressPolicy(allow_loopback=True), max_redirects=0), lambda owner: "whsec_dGVzdA=="
+            )
+            outcome = CallbackService(f.repo, sender, clock=f.clock, rand=lambda: 0.5).deliver(task.task_id)
+            callback = f.repo.tasks[task.task_id].callback
+            assert len(receiver.requests) == 1 and receiver.requests[0]["method"] == "POST"
+            assert elsewhere.requests == []  # no header and no body went to the redirect target
+            assert not outcome.done and callback.status.value == "RETRYING"
+            assert "HTTP 307" in callback.last_error and elsewhere.url + "/stolen" in callback.last_error
+
+
+def test_bootstrap_gives_callbacks_a_client_that_follows_no_redirect():
+    import inspect
+
+    from taskrunner import bootstrap
+
+    source = inspect.getsource(bootstrap.build_services)
+    assert "WebhookSender(callback_http" in source and "GuardedHttpClient(egress, max_redirects=0)" in source
+
+
+def test_cross_origin_redirect_drops_credentials_same_origin_keeps_them():
+    with _Server(_answer(200)) as other:
+        # 127.0.0.1 and localhost on another port are other origins
+        def hop(h):
+            if h.path == "/start":
+                h.send_response(302)
+                h.send_header("Location", "/same")
+                h.send_header("Content-Length", "0")
+                h.end_headers()
+            elif h.path == "/same":
+                h.send_response(307)
+                h.send_header("Location", other.url + "/away")
+                h.send_header("Content-Length", "0")
+                h.end_headers()
+
+        with _Server(hop) as first:
+            client = GuardedHttpClient(EgressPolicy(allow_loopback=True))
+            secret = {"Authorization": "Bearer s3cret", "Cookie": "sid=1", "X-Trace": "keep"}
+            response = client.request("GET", first.url + "/start", headers=secret, timeout=5)
+            assert response.status == 200
+            same = first.requests[1]["headers"]
+            assert same.get("Authorization") == "Bearer s3cret" and same.get("Cookie") == "sid=1"
+            away = other.requests[0]["headers"]
+            assert "Authorization" not in away and "Cookie" not in away and away.get("X-Trace") == "keep"

@@ -336,3 +336,21 @@ def test_list_filters_and_paginates_newest_first():
     assert [t.task_id for t in page2.items] == [ids[2], ids[1]]
     assert [t.task_id for t in f.services.tasks.list("default", status=TaskStatus.COMPLETED).items] == [ids[0]]
     assert len(f.services.tasks.list("default", active=True).items) == 4
+
+
+def test_http_request_url_with_a_refused_literal_address_is_refused_at_submit():
+    from taskrunner.adapters.egress import EgressPolicy
+
+    f = make_fakes()
+    service = TaskService(
+        f.repo, f.queue, f.services.tasks.catalog, parameter_url_check=EgressPolicy().check_literal_url
+    )
+    with pytest.raises(InvalidParametersError) as caught:
+        service.submit("default", SubmitRequest(name="http_request", parameters={"url": "http://10.0.0.7:8080/x"}))
+    assert caught.value.errors[0]["loc"] == ["body", "parameters", "url"]
+    assert "private-use" in caught.value.errors[0]["msg"]
+    assert f.repo.tasks == {} and f.queue.sent == []
+    # a name is left to the run-time check (no DNS lookup at submit); a public literal passes
+    service.submit("default", SubmitRequest(name="http_request", parameters={"url": "https://api.example.com/x"}))
+    service.submit("default", SubmitRequest(name="http_request", parameters={"url": "https://93.184.216.34/x"}))
+    assert len(f.queue.sent) == 2

@@ -1,10 +1,13 @@
 """Outbound HTTP that cannot be aimed inside: the egress guard and a client that uses it.
 
-A URL is allowed when it is http(s) and every address its host resolves to is public
-(not loopback, private, link-local, multicast, reserved or a cloud metadata address),
-unless the host or address is on the allow-list. The client connects to the very address
-it checked (no second DNS lookup, so DNS rebinding cannot swap it) and checks every
-redirect hop again.
+A URL is allowed when it is http(s) and every address its host resolves to is public:
+not in any range of the IANA IPv4 and IPv6 Special-Purpose Address Registries kept below
+(``SPECIAL_PURPOSE``: loopback, private, shared/CGNAT, link-local, documentation,
+benchmarking, reserved, multicast, ...) and not a cloud metadata address, unless the host
+or address is on the allow-list. An IPv6 address that carries an IPv4 address (IPv4-mapped,
+IPv4-compatible, 6to4, NAT64, Teredo) has that IPv4 address checked too. The client
+connects to the very address it checked (no second DNS lookup, so DNS rebinding cannot
+swap it), checks every redirect hop again, and holds every request to a total deadline.
 """
 
 from __future__ import annotations
@@ -14,13 +17,113 @@ import http.client
 import ipaddress
 import socket
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from urllib.parse import urljoin, urlsplit
 
 from ..domain.errors import EgressDeniedError, NameResolutionError
 
 Resolver = Callable[[str, int], Sequence[str]]
-METADATA_ADDRESSES = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+METADATA_ADDRESSES = frozenset(
+    {
+        ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack
+        ipaddress.ip_address("fd00:ec2::254"),  # AWS (IPv6)
+        ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
+        ipaddress.ip_address("169.254.170.2"),  # ECS task metadata / credentials
+    }
+)
+
+# The IANA Special-Purpose Address Registries (iana-ipv4-special-registry and
+# iana-ipv6-special-registry), plus multicast, the IPv4 "reserved for future use" block and
+# the IPv6 site-local block. None of them is a public destination on the Internet; the
+# ranges that embed an IPv4 address are also unwrapped and the IPv4 address checked (below).
+SPECIAL_PURPOSE: tuple[tuple[str, str], ...] = (
+    # IPv4
+    ("0.0.0.0/8", "'this network'"),
+    ("10.0.0.0/8", "private-use"),
+    ("100.64.0.0/10", "shared address space (carrier-grade NAT)"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("172.16.0.0/12", "private-use"),
+    ("192.0.0.0/24", "IETF protocol assignments"),
+    ("192.0.2.0/24", "documentation (TEST-NET-1)"),
+    ("192.31.196.0/24", "AS112-v4"),
+    ("192.52.193.0/24", "AMT"),
+    ("192.88.99.0/24", "deprecated 6to4 relay anycast"),
+    ("192.168.0.0/16", "private-use"),
+    ("192.175.48.0/24", "direct delegation AS112 service"),
+    ("198.18.0.0/15", "benchmarking"),
+    ("198.51.100.0/24", "documentation (TEST-NET-2)"),
+    ("203.0.113.0/24", "documentation (TEST-NET-3)"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved"),
+    ("255.255.255.255/32", "limited broadcast"),
+    # IPv6
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("::/96", "IPv4-compatible (deprecated)"),
+    ("::ffff:0:0/96", "IPv4-mapped"),
+    ("::ffff:0:0:0/96", "IPv4-translated (SIIT)"),
+    ("64:ff9b::/96", "NAT64 (IPv4-IPv6 translation)"),
+    ("64:ff9b:1::/48", "NAT64 (local-use IPv4/IPv6 translation)"),
+    ("100::/64", "discard-only"),
+    ("100:0:0:1::/64", "dummy IPv6 prefix"),
+    ("2001::/23", "IETF protocol assignments"),
+    ("2001::/32", "Teredo"),
+    ("2001:2::/48", "benchmarking"),
+    ("2001:db8::/32", "documentation"),
+    ("2001:10::/28", "deprecated ORCHID"),
+    ("2002::/16", "6to4"),
+    ("3fff::/20", "documentation"),
+    ("5f00::/16", "segment routing (SRv6) SIDs"),
+    ("fc00::/7", "unique-local"),
+    ("fe80::/10", "link-local unicast"),
+    ("fec0::/10", "site-local (deprecated)"),
+    ("ff00::/8", "multicast"),
+)
+# Most specific first, so an address is refused under its narrowest name.
+_NETWORKS: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...] = tuple(
+    sorted(
+        ((ipaddress.ip_network(net), name) for net, name in SPECIAL_PURPOSE),
+        key=lambda pair: -pair[0].prefixlen,
+    )
+)
+_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+_COMPATIBLE = ipaddress.ip_network("::/96")
+_SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+_TEREDO = ipaddress.ip_network("2001::/32")
+# A route to the IPv4 Internet (DNS64/NAT64): allowed when the IPv4 address it carries is.
+_DECIDED_BY_EMBEDDED = (_NAT64,)
+
+
+def special_purpose(ip: IPAddress) -> str | None:
+    """The name of the special-purpose range ``ip`` is in, or None for a public address."""
+    for network, name in _NETWORKS:
+        if ip.version == network.version and ip in network:
+            return name
+    return None
+
+
+def embedded_ipv4(ip: IPAddress) -> Iterator[tuple[str, ipaddress.IPv4Address]]:
+    """The IPv4 addresses an IPv6 address carries, each with how it carries it."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return
+    value = int(ip)
+    low32 = ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    if ip in _MAPPED or ip in _TRANSLATED or ip in _NAT64 or ip in _NAT64_LOCAL:
+        yield "embeds", low32
+    elif ip in _COMPATIBLE and value > 1:
+        yield "embeds", low32
+    elif ip in _SIX_TO_FOUR:
+        yield "6to4 wraps", ipaddress.IPv4Address((value >> 80) & 0xFFFFFFFF)
+    elif ip in _TEREDO:
+        yield "Teredo server", ipaddress.IPv4Address((value >> 64) & 0xFFFFFFFF)
+        yield "Teredo client", ipaddress.IPv4Address((value & 0xFFFFFFFF) ^ 0xFFFFFFFF)
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -33,7 +136,7 @@ class EgressPolicy:
     allow_loopback: bool = False
     allow_list: tuple[str, ...] = ()
 
-    def _allowed_by_list(self, host: str, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    def _allowed_by_list(self, host: str, ip: IPAddress) -> bool:
         for entry in self.allow_list:
             if entry.lower() == host.lower():
                 return True
@@ -50,21 +153,19 @@ class EgressPolicy:
             ip = ip.ipv4_mapped
         if self._allowed_by_list(host, ip):
             return
-        if ip.is_loopback:
-            if self.allow_loopback:
-                return
-            raise EgressDeniedError(f"refused: {host} resolves to loopback address {ip}")
+        if ip.is_loopback and self.allow_loopback:
+            return
         if ip in METADATA_ADDRESSES:
             raise EgressDeniedError(f"refused: {host} resolves to a cloud metadata address ({ip})")
-        for label, flag in (
-            ("link-local", ip.is_link_local),
-            ("private", ip.is_private),
-            ("multicast", ip.is_multicast),
-            ("reserved", ip.is_reserved),
-            ("unspecified", ip.is_unspecified),
-        ):
-            if flag:
-                raise EgressDeniedError(f"refused: {host} resolves to {label} address {ip}")
+        for how, inner in embedded_ipv4(ip):
+            if inner in METADATA_ADDRESSES or special_purpose(inner) is not None:
+                reason = "a cloud metadata address" if inner in METADATA_ADDRESSES else special_purpose(inner)
+                raise EgressDeniedError(f"refused: {host} resolves to {ip}, which {how} {inner} ({reason})")
+        if any(ip in network for network in _DECIDED_BY_EMBEDDED):
+            return
+        name = special_purpose(ip)
+        if name is not None:
+            raise EgressDeniedError(f"refused: {host} resolves to {name} address {ip}")
 
     def check_url_syntax(self, url: str) -> tuple[str, str, int]:
         parts = urlsplit(url)
@@ -97,6 +198,15 @@ class EgressPolicy:
             self.check_address(host, address)
         return scheme, host, port, addresses[0]
 
+    def check_literal_url(self, url: str) -> None:
+        """Syntax, and the address when the host is a literal IP address (no DNS lookup)."""
+        _, host, _ = self.check_url_syntax(url)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return  # a name: checked when the task runs, on every hop
+        self.check_address(host, host)
+
     def check_url(self, url: str, resolver: Resolver = system_resolver) -> None:
         """Submit-time check: syntax always; addresses when the name resolves now."""
         self.check_url_syntax(url)
@@ -113,28 +223,103 @@ class Response:
     body: bytes
 
 
+# Headers that carry a credential or a signature: never sent to another origin.
+CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "webhook-id", "webhook-timestamp", "webhook-signature"}
+)
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+class DeadlineExceededError(TimeoutError):
+    """The request did not finish (connect, headers and body) within its total deadline."""
+
+
+class _Deadline:
+    """A total time budget for one request. Every socket operation gets the time left as its
+    timeout, and a watchdog shuts the socket down when the budget is spent, so a receiver
+    that drips one byte at a time cannot hold the request past the deadline."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+        self.expired = False
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._timer = threading.Timer(max(0.0, seconds), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def remaining(self) -> float:
+        left = self._end - time.monotonic()
+        if left <= 0 or self.expired:
+            raise self.error()
+        return left
+
+    def passed(self) -> bool:
+        return self.expired or time.monotonic() >= self._end - 0.05
+
+    def error(self) -> DeadlineExceededError:
+        return DeadlineExceededError(f"no complete answer within the {self.seconds:g} s deadline")
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self.expired:
+                raise self.error()
+            self._sockets.append(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                try:  # the plain socket's shutdown, also for a TLS socket: wakes a blocked read
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, address: str, host: str, port: int, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+    def __init__(self, address: str, host: str, port: int, deadline: _Deadline) -> None:
+        super().__init__(host, port, timeout=deadline.remaining(), context=ssl.create_default_context())
         self._address = address
+        self._deadline = deadline
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
+        sock = socket.create_connection((self._address, self.port), self._deadline.remaining())
         assert self._context is not None  # type: ignore[attr-defined]
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+        tls = self._context.wrap_socket(  # type: ignore[attr-defined]
+            sock, server_hostname=self.host, do_handshake_on_connect=False
+        )
+        self.sock = tls
+        self._deadline.watch(tls)  # the handshake too is held to the deadline
+        tls.settimeout(self._deadline.remaining())
+        tls.do_handshake()
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, address: str, host: str, port: int, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout)
+    def __init__(self, address: str, host: str, port: int, deadline: _Deadline) -> None:
+        super().__init__(host, port, timeout=deadline.remaining())
         self._address = address
+        self._deadline = deadline
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = socket.create_connection((self._address, self.port), self._deadline.remaining())
+        self._deadline.watch(self.sock)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
 
 
 class GuardedHttpClient:
-    """HttpClient that enforces an EgressPolicy on every hop."""
+    """HttpClient that enforces an EgressPolicy on every hop and a total deadline
+    (``timeout``: connect, headers and body, all hops together) on every request.
+
+    ``max_redirects=0`` follows no redirect: a 3xx answer is returned as it is. Otherwise a
+    redirect to another origin (scheme, host, port) loses the credential headers."""
 
     def __init__(
         self,
@@ -158,26 +343,62 @@ class GuardedHttpClient:
         body: bytes | None = None,
         timeout: float = 10.0,
     ) -> Response:
+        deadline = _Deadline(timeout)
+        try:
+            return self._request(method, url, dict(headers or {}), body, deadline)
+        except OSError as exc:
+            if deadline.passed() and not isinstance(exc, DeadlineExceededError):
+                raise deadline.error() from None
+            raise
+        except http.client.HTTPException:
+            if deadline.passed():
+                raise deadline.error() from None
+            raise
+        finally:
+            deadline.cancel()
+
+    def _request(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None, deadline: _Deadline
+    ) -> Response:
         for _ in range(self._max_redirects + 1):
-            scheme, host, port, address = self._policy.resolve_checked(url, self._resolver)
-            conn_cls = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
-            conn = conn_cls(address, host, port, timeout)
-            try:
-                parts = urlsplit(url)
-                path = parts.path or "/"
-                if parts.query:
-                    path += "?" + parts.query
-                send_headers = {"User-Agent": "taskrunner/1.0", **(headers or {})}
-                conn.request(method, path, body=body, headers=send_headers)
-                raw = conn.getresponse()
-                data = raw.read(self._max_body + 1)
-                response = Response(raw.status, {k.lower(): v for k, v in raw.getheaders()}, data)
-            finally:
-                conn.close()
-            if response.status in (301, 302, 303, 307, 308) and "location" in response.headers:
-                url = urljoin(url, response.headers["location"])
-                if response.status == 303 or (response.status in (301, 302) and method == "POST"):
-                    method, body = "GET", None
-                continue
-            return response
+            response = self._one(method, url, headers, body, deadline)
+            if self._max_redirects == 0 or response.status not in REDIRECT_STATUSES:
+                return response
+            if "location" not in response.headers:
+                return response
+            target = urljoin(url, response.headers["location"])
+            if _origin(target) != _origin(url):
+                headers = {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
+            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                method, body = "GET", None
+                headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")}
+            url = target
         raise EgressDeniedError(f"refused: more than {self._max_redirects} redirects")
+
+    def _one(self, method: str, url: str, headers: dict[str, str], body: bytes | None, deadline: _Deadline) -> Response:
+        scheme, host, port, address = self._policy.resolve_checked(url, self._resolver)
+        conn_cls = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
+        conn = conn_cls(address, host, port, deadline)
+        try:
+            parts = urlsplit(url)
+            path = parts.path or "/"
+            if parts.query:
+                path += "?" + parts.query
+            conn.request(method, path, body=body, headers={"User-Agent": "taskrunner/1.0", **headers})
+            sock = conn.sock
+            assert sock is not None
+            sock.settimeout(deadline.remaining())
+            raw = conn.getresponse()
+            chunks: list[bytes] = []
+            size = 0
+            while size <= self._max_body:
+                sock.settimeout(deadline.remaining())
+                chunk = raw.read1(min(65536, self._max_body + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            deadline.remaining()  # a body cut short by the watchdog is a timeout, not an answer
+            return Response(raw.status, {k.lower(): v for k, v in raw.getheaders()}, b"".join(chunks))
+        finally:
+            conn.close()

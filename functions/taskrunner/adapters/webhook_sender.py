@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..domain.errors import CallbackRedirectError
+
 
 def secret_bytes(secret: str) -> bytes:
     if secret.startswith("whsec_"):
@@ -45,7 +47,10 @@ def verify(
 
 
 class WebhookSender:
-    """Signs with the owner's secret: ``secret_for`` maps an owner to its ``whsec_`` secret."""
+    """Signs with the owner's secret: ``secret_for`` maps an owner to its ``whsec_`` secret.
+
+    ``http`` must not follow redirects (``GuardedHttpClient(max_redirects=0)``): a 3xx answer
+    is a failed attempt, recorded with its Location, and nothing is sent anywhere else."""
 
     def __init__(self, http: Any, secret_for: Callable[[str], str], *, clock: Callable[[], float] = time.time) -> None:
         self._http = http
@@ -61,4 +66,11 @@ class WebhookSender:
             "webhook-signature": sign(self._secret_for(owner), message_id, timestamp, payload),
         }
         response = self._http.request("POST", url, headers=headers, body=payload, timeout=timeout)
-        return int(response.status)
+        status = int(response.status)
+        if 300 <= status < 400:
+            location = response.headers.get("location", "")
+            raise CallbackRedirectError(
+                f"receiver answered HTTP {status} redirecting to {location[:300] or '(no Location)'}; "
+                "callbacks do not follow redirects"
+            )
+        return status

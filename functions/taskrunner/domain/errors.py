@@ -85,6 +85,11 @@ class EgressDeniedError(TaskRunnerError):
     """A URL points somewhere this service may not send requests to."""
 
 
+class CallbackRedirectError(TaskRunnerError):
+    """A callback receiver answered with a redirect: callbacks never follow one (the signed
+    body and its headers go to the registered URL only), so the attempt failed."""
+
+
 class NameResolutionError(TaskRunnerError):
     """A URL's host name could not be resolved now: DNS fails transiently too, so it is
     retried like any unreachable receiver, never taken as a refusal."""

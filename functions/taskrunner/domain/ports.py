@@ -131,6 +131,10 @@ class TaskType(Protocol):
     @property
     def timeout_seconds(self) -> int: ...
 
+    @property
+    def url_parameters(self) -> tuple[str, ...]:
+        """Parameters holding a URL the task will call: checked by the egress guard at submit."""
+
     def validate(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
         """Return the normalised parameters or raise InvalidParametersError."""
 

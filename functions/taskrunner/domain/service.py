@@ -58,6 +58,7 @@ from .ports import (
     TaskCatalog,
     TaskQueue,
     TaskRepository,
+    TaskType,
     Telemetry,
 )
 
@@ -147,9 +148,11 @@ class TaskService:
         clock: Clock | None = None,
         id_factory: Callable[[], str] = lambda: str(uuid.uuid4()),
         url_check: Callable[[str], None] | None = None,
+        parameter_url_check: Callable[[str], None] | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
         self._repo = repository
+        self._parameter_url_check = parameter_url_check
         self._queue = queue
         self._catalog = catalog
         self._policy = policy or Policy()
@@ -162,6 +165,20 @@ class TaskService:
     def catalog(self) -> TaskCatalog:
         return self._catalog
 
+    def _check_parameter_urls(self, task_type: TaskType, parameters: Mapping[str, Any]) -> None:
+        """A URL parameter the egress guard will refuse when the task runs is refused now."""
+        if self._parameter_url_check is None:
+            return
+        for field in task_type.url_parameters:
+            value = parameters.get(field)
+            if not isinstance(value, str):
+                continue
+            try:
+                self._parameter_url_check(value)
+            except EgressDeniedError as exc:
+                error = {"loc": ["body", "parameters", field], "msg": str(exc), "type": "url_not_allowed"}
+                raise InvalidParametersError(task_type.name, [error]) from None
+
     def submit(self, owner: str, request: SubmitRequest, *, idempotency_key: str | None = None) -> SubmitResult:
         # Valid, bounded JSON only: checked before anything (the idempotency hash too) reads it.
         _require_safe_json(request.name, {"parameters": request.parameters, "metadata": request.metadata})
@@ -170,6 +187,7 @@ class TaskService:
         _require_safe_json(request.name, {"parameters": parameters})
         if request.callback_url is not None and self._url_check is not None:
             self._url_check(request.callback_url)
+        self._check_parameter_urls(task_type, parameters)
         digest = None
         if idempotency_key is not None:
             digest = request_hash(dataclasses.asdict(request))

@@ -62,4 +62,5 @@ def register(registry: TaskRegistry) -> None:
         description="Calls an HTTP API with a timeout and returns its answer.",
         queue="io",
         timeout_seconds=120,
+        url_parameters=("url",),
     )

@@ -22,6 +22,7 @@ class RegisteredTaskType:
     function: TaskFunction
     queue: str = "default"
     timeout_seconds: int = 60
+    url_parameters: tuple[str, ...] = ()
 
     def validate(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
         try:
@@ -58,10 +59,13 @@ class TaskRegistry:
         description: str,
         queue: str = "default",
         timeout_seconds: int = 60,
+        url_parameters: tuple[str, ...] = (),
     ) -> None:
         if name in self._types:
             raise ValueError(f"task type {name!r} is already registered")
-        self._types[name] = RegisteredTaskType(name, description, parameters_model, function, queue, timeout_seconds)
+        self._types[name] = RegisteredTaskType(
+            name, description, parameters_model, function, queue, timeout_seconds, url_parameters
+        )
 
     def get(self, name: str) -> RegisteredTaskType:
         try:
