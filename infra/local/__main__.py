@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -79,6 +80,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="extra environment variable for every function"
     )
     p.add_argument("--state-file", default=os.environ.get("LOCAL_STATE_FILE", str(ROOT / ".local" / "runner.json")))
+    p.add_argument(
+        "--aws-state-dir",
+        default=os.environ.get("LOCAL_AWS_STATE_DIR", str(ROOT / ".local" / "aws-state")),
+        help="where the embedded endpoint keeps its tables, queues and secrets across restarts",
+    )
+    p.add_argument(
+        "--snapshot-every",
+        type=float,
+        default=float(os.environ.get("LOCAL_SNAPSHOT_EVERY", "2")),
+        help="seconds between the embedded endpoint's snapshots when something changed (default 2)",
+    )
+    p.add_argument("--fresh", action="store_true", help="start the embedded endpoint empty (drops the kept data)")
     p.add_argument(
         "--quick-env",
         action="store_true",
@@ -181,7 +194,7 @@ def pool_size(spec: FunctionSpec, resolver: Resolver, max_concurrency: int) -> i
     return max(1, size)
 
 
-def start_moto(port: int, iam_policy: Path) -> subprocess.Popen[bytes]:
+def start_moto(port: int, iam_policy: Path, state_dir: Path, snapshot_every: float) -> subprocess.Popen[bytes]:
     if port_open("127.0.0.1", port):
         raise SystemExit(
             f"port {port} is already in use; stop what listens there, pass --moto-port, "
@@ -192,10 +205,13 @@ def start_moto(port: int, iam_policy: Path) -> subprocess.Popen[bytes]:
             sys.executable,
             *("-m", "infra.local.moto_server", "-H", "127.0.0.1", "-p", str(port)),
             *("--iam-policy", str(iam_policy)),
+            *("--state-dir", str(state_dir), "--snapshot-every", str(snapshot_every)),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         preexec_fn=die_with_parent,  # noqa: PLW1509 - needed so it dies with us
+        # not in the terminal's process group: Ctrl-C stops the runner, which stops it last
+        start_new_session=True,
     )
     threading.Thread(target=_forward_denials, args=(proc,), daemon=True, name="iam-denials").start()
     if not wait_for_port("127.0.0.1", port, 20):
@@ -205,12 +221,23 @@ def start_moto(port: int, iam_policy: Path) -> subprocess.Popen[bytes]:
 
 
 def _forward_denials(proc: subprocess.Popen[bytes]) -> None:
-    """The endpoint's IAM denials on our console; the rest of its output is moto's noise."""
+    """The endpoint's IAM denials and what it says of its kept data on our console; the rest
+    of its output is moto's noise."""
     assert proc.stderr is not None
     for line in proc.stderr:
-        if line.startswith(b"IAM "):
+        if line.startswith((b"IAM ", b"aws-state: ")):
             sys.stderr.write(line.decode(errors="replace"))
             sys.stderr.flush()
+
+
+def fresh(aws_state: Path) -> None:
+    """--fresh: the embedded endpoint starts empty; the kept data is dropped."""
+    from .persistence import SNAPSHOT
+
+    snapshot = aws_state / SNAPSHOT
+    if snapshot.exists():
+        snapshot.unlink()
+        print(f"aws-state: --fresh: dropped {snapshot}", file=sys.stderr, flush=True)
 
 
 def iam_paths(state_file: str) -> tuple[Path, Path]:
@@ -254,9 +281,18 @@ class Stack:
             policy_path.parent.mkdir(parents=True, exist_ok=True)
             policy_path.unlink(missing_ok=True)
             calls_log.write_text("")
-            self.moto = start_moto(args.moto_port, policy_path)
+            aws_state = Path(args.aws_state_dir)
+            if args.fresh:
+                fresh(aws_state)
+            self.moto = start_moto(args.moto_port, policy_path, aws_state, args.snapshot_every)
             endpoint = f"http://127.0.0.1:{args.moto_port}"
             self.summary.append(("AWS endpoint", f"{endpoint} (embedded moto server)"))
+            self.summary.append(
+                (
+                    "AWS data",
+                    f"kept in {aws_state}/ (saved every {args.snapshot_every:g} s and on stop; --fresh starts empty)",
+                )
+            )
             self.summary.append(
                 ("IAM", f"each function's calls checked against its role in template.yaml: {calls_log}")
             )
@@ -340,7 +376,14 @@ class Stack:
                 script = FUNCTIONS_DIR / spec.handler
                 with log_path.open("ab") as out:
                     self.stream_proc = await asyncio.create_subprocess_exec(
-                        "/bin/sh", str(script), env=env, cwd=fn_dir, stdout=out, stderr=out, preexec_fn=die_with_parent
+                        "/bin/sh",
+                        str(script),
+                        env=env,
+                        cwd=fn_dir,
+                        stdout=out,
+                        stderr=out,
+                        preexec_fn=die_with_parent,
+                        start_new_session=True,  # Ctrl-C stops the runner, which stops it
                     )
                 stream_base = f"http://127.0.0.1:{stream_port}"
                 self.summary.append(
@@ -471,10 +514,19 @@ class Stack:
             await pool.close()
         if self.stream_proc and self.stream_proc.returncode is None:
             self.stream_proc.terminate()
+        if self.stream_proc is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stream_proc.wait(), 5)
         if self.xray is not None:
             self.xray.close()
         if self.moto and self.moto.poll() is None:
+            # last: every function has stopped; it saves its data, then exits
             self.moto.terminate()
+            try:
+                await asyncio.to_thread(self.moto.wait, 20)
+            except subprocess.TimeoutExpired:
+                log.warning("the embedded AWS endpoint did not stop within 20 s; killed")
+                self.moto.kill()
 
 
 async def amain(args: argparse.Namespace) -> None:

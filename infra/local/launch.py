@@ -27,13 +27,19 @@ def start_runner(
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     die_with_us: bool = False,
+    own_group: bool = False,
 ) -> subprocess.Popen[bytes]:
     """The runner's process; its output goes to ``log_path``. AWS_ENDPOINT_URL of this process
-    is not passed on (``env`` may set it)."""
+    is not passed on (``env`` may set it). The embedded endpoint keeps its data next to the
+    state file (``<state file>.aws-state/``), never in the repository's ``.local/``, unless
+    ``args`` names a directory (``--aws-state-dir``). ``own_group``: the runner leads its own
+    process group, so a test can send it a terminal's Ctrl-C (``os.killpg``)."""
     run_env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
     run_env.update(env or {})
     cmd = [sys.executable, "-m", "infra.local", "--port", str(port), "--moto-port", str(moto_port)]
     cmd += ["--state-file", str(state_file), *args]
+    if "--aws-state-dir" not in args:
+        cmd += ["--aws-state-dir", str(state_file.with_name(state_file.stem + ".aws-state"))]
     with log_path.open("wb") as log:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(  # noqa: S603 - our own interpreter
             cmd,
@@ -42,6 +48,7 @@ def start_runner(
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=die_with_parent if die_with_us else None,  # noqa: PLW1509
+            process_group=0 if own_group else None,
         )
 
 

@@ -15,6 +15,10 @@ request (measured with py-spy under load, they were a third of it):
 With ``--iam-policy FILE`` (the runner always passes it) every call signed with a function's
 access key is checked against that function's role first (infra/local/iam.py): a call the
 template does not grant gets AWS's access denied answer and never reaches moto.
+
+With ``--state-dir DIR`` the data of DynamoDB, SQS and Secrets Manager is kept in DIR across
+restarts (infra/local/persistence.py): restored before serving, saved every
+``--snapshot-every`` seconds when something changed and on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -131,6 +135,34 @@ def _fast_item_copies() -> None:
     Item.__deepcopy__ = copy_item  # type: ignore[attr-defined]
 
 
+def _persistent(app: Any, state_dir: str, every: float) -> Any:
+    """The data restored now, snapshots from now on, the last one on SIGTERM/SIGINT."""
+    import os
+    import signal
+    import sys
+
+    from .persistence import Persistence
+
+    persistence = Persistence(app, state_dir, every)
+    print(f"aws-state: {persistence.restore()}", file=sys.stderr, flush=True)
+
+    def stop(signum: int, _frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        code = 0
+        try:
+            persistence.final_save()
+        except Exception as exc:
+            print(f"aws-state: the last snapshot failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            code = 1
+        os._exit(code)  # waitress's threads may be mid-call: they must not answer after the snapshot
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    persistence.start()
+    return persistence
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -139,11 +171,15 @@ def main() -> None:
     parser.add_argument(
         "--iam-policy", default="", help="policy file the runner writes (iam.py): enforce each function's role"
     )
+    parser.add_argument("--state-dir", default="", help="keep the data in this directory across restarts")
+    parser.add_argument("--snapshot-every", type=float, default=2.0, help="seconds between snapshots (with changes)")
     args = parser.parse_args()
     _fast_clock()
     _fast_item_copies()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app: Any = Dispatcher()
+    if args.state_dir:
+        app = _persistent(app, args.state_dir, args.snapshot_every)
     if args.iam_policy:
         app = IamMiddleware(app, args.iam_policy)
     if args.server == "werkzeug":

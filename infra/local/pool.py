@@ -70,6 +70,7 @@ class FunctionPool:
         self.cwd = cwd
         self._idle: asyncio.Queue[_Environment] = asyncio.Queue()
         self._count = 0
+        self._all: set[_Environment] = set()  # idle and busy: close() stops every one
         self._slots = asyncio.Semaphore(size)
         self._ids = itertools.count()
         self.stats = {"invocations": 0, "cold_starts": 0, "timeouts": 0, "crashes": 0, "errors": 0, "active": 0}
@@ -92,6 +93,8 @@ class FunctionPool:
             # outlive the runner (killed by SIGKILL, it cannot kill them itself), or it would
             # go on running its batch against the endpoint while a new runner re-drives it.
             preexec_fn=die_with_parent,
+            # not in the terminal's process group: Ctrl-C stops the runner, which stops them
+            start_new_session=True,
         )
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
@@ -100,7 +103,9 @@ class FunctionPool:
         ready = json.loads(line)
         self.stats["cold_starts"] += 1
         log.debug("%s: new environment pid %s, init %.0f ms", self.name, proc.pid, ready["init_ms"])
-        return _Environment(proc, ready["init_ms"])
+        env = _Environment(proc, ready["init_ms"])
+        self._all.add(env)
+        return env
 
     async def prewarm(self, count: int = 1) -> None:
         for _ in range(min(count, self.size)):
@@ -123,6 +128,7 @@ class FunctionPool:
 
     def _lost_while_idle(self, env: _Environment) -> None:
         self._count -= 1
+        self._all.discard(env)
         self.stats["crashes"] += 1
         log.warning("%s: environment pid %s exited while idle; replaced", self.name, env.proc.pid)
 
@@ -145,6 +151,7 @@ class FunctionPool:
 
     def _discard(self, env: _Environment) -> None:
         self._count -= 1
+        self._all.discard(env)
         if env.proc.returncode is None:
             env.proc.kill()
 
@@ -211,8 +218,12 @@ class FunctionPool:
         return [e.proc.pid for e in envs]
 
     async def close(self) -> None:
+        """Stops every environment, busy ones too (their work is redriven, as when Lambda's
+        environment is lost: the message comes back after its visibility timeout)."""
         while not self._idle.empty():
-            env = self._idle.get_nowait()
+            self._idle.get_nowait()
+        envs, self._all = list(self._all), set()
+        for env in envs:
             if env.proc.stdin is not None:
                 env.proc.stdin.close()  # its pipe is a socket: close it, not leave it to the collector
             if env.proc.returncode is None:

@@ -83,21 +83,23 @@ def provision(
 
 def _secret(sm: Any, name: str, props: dict[str, Any], values: dict[str, str], logical: str) -> dict[str, str]:
     """A secret with the value given for it (a declared local exception), else one generated
-    as GenerateSecretString asks. Ref and Arn are both its ARN, as in CloudFormation."""
+    as GenerateSecretString asks. Ref and Arn are both its ARN, as in CloudFormation. A secret
+    that exists already (kept from a previous start) keeps a generated value."""
     value = values.get(logical)
+    if value is None and "SecretString" in props:
+        value = str(props["SecretString"])
+    given = value is not None
     if value is None:
-        if "SecretString" in props:
-            value = str(props["SecretString"])
-        else:
-            spec = props.get("GenerateSecretString") or {}
-            kwargs = {"PasswordLength": int(spec.get("PasswordLength", 32))}
-            for key in ("ExcludePunctuation", "ExcludeCharacters", "ExcludeUppercase", "ExcludeLowercase"):
-                if key in spec:
-                    kwargs[key] = spec[key]
-            value = sm.get_random_password(**kwargs)["RandomPassword"]
+        spec = props.get("GenerateSecretString") or {}
+        kwargs = {"PasswordLength": int(spec.get("PasswordLength", 32))}
+        for key in ("ExcludePunctuation", "ExcludeCharacters", "ExcludeUppercase", "ExcludeLowercase"):
+            if key in spec:
+                kwargs[key] = spec[key]
+        value = sm.get_random_password(**kwargs)["RandomPassword"]
     try:
         arn = sm.create_secret(Name=name, SecretString=value, Description=props.get("Description", ""))["ARN"]
     except sm.exceptions.ResourceExistsException:
         arn = sm.describe_secret(SecretId=name)["ARN"]
-        sm.put_secret_value(SecretId=arn, SecretString=value)
+        if given:
+            sm.put_secret_value(SecretId=arn, SecretString=value)
     return {"Ref": arn, "Arn": arn, "Name": name}

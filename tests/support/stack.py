@@ -97,6 +97,7 @@ def start_stack(
     extra_env: dict[str, str] | None = None,
     args: list[str] | None = None,
     prefix: str | None = None,
+    own_group: bool = False,
 ) -> RunningStack:
     port = free_port()
     state_file = tmp / f"runner-{port}.json"
@@ -106,7 +107,13 @@ def start_stack(
         env["AWS_ENDPOINT_URL"] = endpoint
     run_args = [*(args or []), *(["--prefix", prefix] if prefix else [])]
     proc = start_runner(
-        port=port, moto_port=free_port(), state_file=state_file, log_path=log_path, args=run_args, env=env
+        port=port,
+        moto_port=free_port(),
+        state_file=state_file,
+        log_path=log_path,
+        args=run_args,
+        env=env,
+        own_group=own_group,
     )
     url = f"http://127.0.0.1:{port}"
     try:
