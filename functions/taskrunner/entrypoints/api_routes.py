@@ -13,6 +13,7 @@ from ..bootstrap import Services
 from ..domain.errors import DependencyUnavailableError, PayloadTooLargeError, ThrottledError
 from ..domain.models import Task, TaskStatus
 from ..domain.service import SubmitRequest
+from ..observability import logger
 from . import api_schemas as schemas
 from .sse import parse_last_event_id, task_events
 
@@ -259,7 +260,11 @@ async def health(svc: ServicesDep) -> Response:
             probe()
             checks[label] = "ok"
         except DependencyUnavailableError as exc:
-            checks[label] = f"unavailable: {exc.detail}"
+            # /health is open to callers without a key: name the dependency and the kind of
+            # failure, never its endpoint (botocore's messages carry the URL); the log has it all.
+            cause = exc.__cause__
+            checks[label] = f"unavailable ({type(cause).__name__})" if cause is not None else "unavailable"
+            logger().warning("health check failed", extra={"dependency": label, "detail": exc.detail})
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks},
