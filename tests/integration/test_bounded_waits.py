@@ -110,3 +110,41 @@ def test_health_names_the_failing_dependency_but_not_its_address(hung):
     for leak in (url, "127.0.0.1", port, "http"):
         assert leak not in answer.text, f"/health shows {leak!r}: {answer.text}"
     assert elapsed <= 2 * BUDGET_SECONDS, f"/health answered after {elapsed:.1f} s"
+
+
+def test_worker_record_against_a_hung_store_fails_within_its_bound_for_redelivery(monkeypatch):
+    """The worker's claim never gets an answer: the record is reported failed (SQS delivers
+    it again) within attempts x read timeout plus backoff, and no write was acknowledged, so
+    no attempt was spent."""
+    import json
+
+    from taskrunner.entrypoints.worker import process_batch
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    with hung_endpoint() as (url, received):
+        settings = Settings(endpoint_url=url, tasks_table_name="tasks", tasks_queue_url=f"{url}/123456789012/tasks")
+        services = build_services(settings)
+        body = {"task_id": "t-1", "owner": "alice", "created_at": "2026-12-03T00:00:00.000Z", "timeout": 30}
+        event = {
+            "Records": [
+                {
+                    "messageId": "m-1",
+                    "receiptHandle": "r-1",
+                    "body": json.dumps(body),
+                    "attributes": {"ApproximateReceiveCount": "1"},
+                    "messageAttributes": {},
+                    "md5OfBody": "",
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:tasks",
+                    "awsRegion": "us-east-1",
+                }
+            ]
+        }
+        started = time.monotonic()
+        answer = process_batch(event, None, services)
+        elapsed = time.monotonic() - started
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    bound = settings.aws_total_max_attempts * (settings.aws_read_timeout_seconds + 1) + 1
+    assert elapsed <= bound, f"the record failed after {elapsed:.1f} s (bound {bound} s)"
+    assert b"DynamoDB_20120810" in b"".join(received)
