@@ -6,8 +6,10 @@
     python -m infra.keys secret --owner alice                   # her callbacks' whsec_ secret
 
 Targets the running local stack by default (its .local/runner.json), or a deployed stack
-with --stack NAME (reads the ApiKeysTableName output), or a table with --table NAME.
-Keys are stored only as SHA-256 hashes.
+with --stack NAME (reads the ApiKeysTableName and TasksTableName outputs), or tables with
+--table NAME (and --tasks-table NAME to revoke). Keys are stored only as SHA-256 hashes.
+Revoking also records the key id in the tasks table, where the stream function looks it up:
+the key's stream links stop working within KEY_CACHE_SECONDS, like the key itself.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from taskrunner.adapters.dynamodb_keys import DynamoDbApiKeyStore
-from taskrunner.domain.auth import ApiKeyRecord, hash_key, new_raw_key, owner_signing_secret
+from taskrunner.adapters.dynamodb_keys import DynamoDbApiKeyStore, DynamoDbKeyRevocations
+from taskrunner.domain.auth import ApiKeyRecord, hash_key, new_raw_key, owner_signing_secret, revoke_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,16 +62,19 @@ def create_key(store: Any, owner: str, name: str, raw: str | None = None) -> tup
     return raw, record
 
 
-def _target(args: argparse.Namespace) -> tuple[Any, str, dict[str, Any]]:
+def _target(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
+    """The key store, the revocations (None without a tasks table) and the local state."""
     import boto3
 
     state: dict[str, Any] = {}
     endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
     table = args.table
+    tasks_table = args.tasks_table
     if args.stack:
         cfn = boto3.client("cloudformation", endpoint_url=endpoint)
         outputs = cfn.describe_stacks(StackName=args.stack)["Stacks"][0].get("Outputs", [])
         table = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "ApiKeysTableName")
+        tasks_table = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "TasksTableName")
     elif not table:
         state_file = Path(args.state_file)
         if not state_file.exists():
@@ -79,11 +84,13 @@ def _target(args: argparse.Namespace) -> tuple[Any, str, dict[str, Any]]:
         state = json.loads(state_file.read_text())
         endpoint = state["endpoint"]
         table = state["physical"]["ApiKeysTable"]["Ref"]
+        tasks_table = state["physical"]["TasksTable"]["Ref"]
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     client = boto3.client("dynamodb", endpoint_url=endpoint, region_name=region)
-    return DynamoDbApiKeyStore(client, table), table, state
+    revocations = DynamoDbKeyRevocations(client, tasks_table) if tasks_table else None
+    return DynamoDbApiKeyStore(client, table), revocations, state
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--stack", help="deployed stack name (reads its ApiKeysTableName output)")
     parser.add_argument("--table", help="API keys table name")
+    parser.add_argument("--tasks-table", help="tasks table name (with --table: where revocations are recorded)")
     parser.add_argument("--state-file", default=str(ROOT / ".local" / "runner.json"))
     sub = parser.add_subparsers(dest="command", required=True)
     create = sub.add_parser("create", help="create a key (printed once, stored as a hash)")
@@ -108,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             check_owner(args.owner)
         except InvalidOwnerError as exc:
             parser.error(str(exc))
-    store, _table, state = _target(args)
+    store, revocations, state = _target(args)
     if args.command == "create":
         raw, record = create_key(store, args.owner, args.name)
         print(json.dumps({"api_key": raw, **record.to_public()}, indent=2))
@@ -119,11 +127,17 @@ def main(argv: list[str] | None = None) -> int:
             name = record.name or "-"
             print(f"{record.key_id}  owner={record.owner}  name={name}  created={record.created_at}  {status}")
     elif args.command == "revoke":
-        found = store.revoke(args.key_id, now())
+        if revocations is None:
+            print("revoking needs the tasks table too (--tasks-table NAME), for the stream links", file=sys.stderr)
+            return 2
+        found = revoke_key(store, revocations, args.key_id, now())
         if found is None:
             print(f"no key with id {args.key_id}", file=sys.stderr)
             return 1
-        print(f"revoked {found.key_id} (owner {found.owner}); API processes forget it within 60 s")
+        print(
+            f"revoked {found.key_id} (owner {found.owner}); the API and its stream links stop "
+            "accepting it within KEY_CACHE_SECONDS (60 s by default)"
+        )
     elif args.command == "secret":
         master = _master_secret(args, state)
         print(owner_signing_secret(master, args.owner))

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .config import Settings, get_settings
-from .domain.auth import Authenticator, RateLimiter, StreamTokens, owner_signing_secret
+from .domain.auth import Authenticator, RateLimiter, RevocationCheck, StreamTokens, owner_signing_secret
 from .domain.service import CallbackService, Reconciler, TaskService, WorkerService
 from .tasks.registry import TaskRegistry, build_registry
 
@@ -28,6 +28,8 @@ class Services:
     master_secret: Callable[[], bytes] = lambda: b"unset"
     rate_limiter: RateLimiter | None = None
     keys: Any = None
+    # revoked key ids, for the stream function (None: stream tokens are not checked for revocation)
+    revocation_check: RevocationCheck | None = None
 
     @functools.cached_property
     def stream_tokens(self) -> StreamTokens:
@@ -39,7 +41,7 @@ class Services:
 
 def build_services(settings: Settings, *, registry: TaskRegistry | None = None, clients: Any = None) -> Services:
     from .adapters.aws import AwsClients
-    from .adapters.dynamodb_keys import DynamoDbApiKeyStore
+    from .adapters.dynamodb_keys import DynamoDbApiKeyStore, DynamoDbKeyRevocations
     from .adapters.dynamodb_messages import DynamoDbMessageStore
     from .adapters.dynamodb_tasks import DynamoDbTaskRepository
     from .adapters.egress import EgressPolicy, GuardedHttpClient
@@ -87,12 +89,15 @@ def build_services(settings: Settings, *, registry: TaskRegistry | None = None, 
         repository=repository,
         queue=queue,
         messages=messages,
-        authenticator=Authenticator(keys) if settings.auth_required else None,
+        authenticator=Authenticator(keys, ttl_seconds=settings.key_cache_seconds) if settings.auth_required else None,
         master_secret=master,
         rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
         if settings.rate_limit_per_second > 0
         else None,
         keys=keys,
+        revocation_check=RevocationCheck(
+            DynamoDbKeyRevocations(aws.dynamodb, settings.tasks_table_name), ttl_seconds=settings.key_cache_seconds
+        ),
     )
 
 

@@ -45,6 +45,10 @@ class Settings:
     stream_heartbeat_seconds: float = 5.0
     stream_max_seconds: float = 900.0
     docs_enabled: bool = True
+    key_cache_seconds: float = 60.0
+    aws_connect_timeout_seconds: float = 1.0
+    aws_read_timeout_seconds: float = 1.5
+    aws_total_max_attempts: int = 2
     policy: Policy = dataclasses.field(default_factory=Policy)
 
     @classmethod
@@ -90,6 +94,10 @@ _SETTINGS_ENV = {
     "STREAM_HEARTBEAT_SECONDS": "stream_heartbeat_seconds",
     "STREAM_MAX_SECONDS": "stream_max_seconds",
     "DOCS_ENABLED": "docs_enabled",
+    "KEY_CACHE_SECONDS": "key_cache_seconds",
+    "AWS_CONNECT_TIMEOUT_SECONDS": "aws_connect_timeout_seconds",
+    "AWS_READ_TIMEOUT_SECONDS": "aws_read_timeout_seconds",
+    "AWS_TOTAL_MAX_ATTEMPTS": "aws_total_max_attempts",
 }
 _POLICY_ENV = {
     "DEFAULT_MAX_ATTEMPTS": "default_max_attempts",

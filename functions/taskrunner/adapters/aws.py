@@ -23,7 +23,7 @@ class AwsClients:
             return found
         with _lock:
             if service not in self._clients:
-                self._clients[service] = _make_client(service, self._settings.region, self._settings.endpoint_url)
+                self._clients[service] = _make_client(service, self._settings)
         return self._clients[service]
 
     @property
@@ -42,21 +42,27 @@ def _session() -> Any:
     return boto3.session.Session()
 
 
-def _make_client(service: str, region: str, endpoint_url: str | None) -> Any:
+def client_config(settings: Settings) -> Any:
+    """Bounded waits: a dependency that accepts connections but never answers costs at most
+    ``attempts * read_timeout`` plus one backoff (under a second), so the API can answer 503
+    quickly instead of hanging until API Gateway gives up."""
     from botocore.config import Config
 
-    config = Config(
-        region_name=region,
-        connect_timeout=2,
-        read_timeout=10,
-        retries={"max_attempts": 3, "mode": "standard"},
+    return Config(
+        region_name=settings.region,
+        connect_timeout=settings.aws_connect_timeout_seconds,
+        read_timeout=settings.aws_read_timeout_seconds,
+        retries={"total_max_attempts": settings.aws_total_max_attempts, "mode": "standard"},
         tcp_keepalive=True,
         max_pool_connections=32,
         # Requests are built by our adapters from typed values; botocore's per-call parameter
         # validation only costs CPU on every request.
         parameter_validation=False,
     )
-    return _session().client(service, endpoint_url=endpoint_url, config=config)
+
+
+def _make_client(service: str, settings: Settings) -> Any:
+    return _session().client(service, endpoint_url=settings.endpoint_url, config=client_config(settings))
 
 
 def unavailable(service: str, exc: Exception) -> DependencyUnavailableError:

@@ -68,3 +68,42 @@ class DynamoDbApiKeyStore:
                 )
                 return ApiKeyRecord(record.key_id, record.key_hash, record.owner, record.name, record.created_at, when)
         return None
+
+
+REVOKED_PREFIX = "revoked#"
+
+
+class DynamoDbKeyRevocations:
+    """KeyRevocations as items of the tasks table, which the stream function may already read
+    (it may not read the key table): ``task_id`` = ``revoked#<key_id>``. Task ids never contain
+    ``#``, and the item has none of the indexes' attributes, so it is no task and is listed by
+    no query."""
+
+    def __init__(self, client: Any, tasks_table: str) -> None:
+        self._db = client
+        self._table = tasks_table
+
+    def record(self, key_id: str, owner: str, when: str) -> None:
+        self._db.put_item(
+            TableName=self._table,
+            Item={
+                "task_id": {"S": REVOKED_PREFIX + key_id},
+                "key_id": {"S": key_id},
+                "key_owner": {"S": owner},
+                "revoked_at": {"S": when},
+            },
+        )
+
+    def is_revoked(self, key_id: str) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self._db.get_item(
+                TableName=self._table,
+                Key={"task_id": {"S": REVOKED_PREFIX + key_id}},
+                ProjectionExpression="task_id",
+                ConsistentRead=True,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise unavailable("DynamoDB", exc) from exc
+        return "Item" in answer

@@ -6,6 +6,7 @@ Item layout (one item per task, key ``task_id``):
 - ``sweep_pk`` ("ACTIVE") + ``due_at``, only while active -> index ``by-due`` (sparse)
 - idempotency keys are items of their own: ``task_id`` = ``idem#<len(owner)>#<owner>#<key>``
   (the owner's length first, so no owner/key pair can spell another's).
+- revoked API keys too: ``task_id`` = ``revoked#<key_id>`` (see adapters/dynamodb_keys.py).
 JSON-valued fields (parameters, result, ...) are stored as JSON strings.
 """
 
@@ -392,7 +393,7 @@ class DynamoDbTaskRepository:
         return item
 
     def get(self, task_id: str) -> Task | None:
-        if task_id.startswith("idem#"):
+        if "#" in task_id:  # idempotency and revocation items share the table; task ids have no '#'
             return None
         item = self._get_item(task_id)
         return item_to_task(item) if item is not None else None

@@ -180,6 +180,19 @@ class RecordingHttpClient:
         ).status
 
 
+class InMemoryKeyRevocations:
+    def __init__(self) -> None:
+        self.revoked: dict[str, str] = {}
+        self.lookups = 0
+
+    def record(self, key_id: str, owner: str, when: str) -> None:
+        self.revoked[key_id] = when
+
+    def is_revoked(self, key_id: str) -> bool:
+        self.lookups += 1
+        return key_id in self.revoked
+
+
 class InMemoryApiKeyStore:
     def __init__(self) -> None:
         self.records: dict[str, Any] = {}

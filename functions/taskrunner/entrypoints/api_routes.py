@@ -13,6 +13,7 @@ from ..bootstrap import Services
 from ..domain.errors import DependencyUnavailableError, PayloadTooLargeError, ThrottledError
 from ..domain.models import Task, TaskStatus
 from ..domain.service import SubmitRequest
+from ..observability import logger
 from . import api_schemas as schemas
 from .sse import parse_last_event_id, task_events
 
@@ -39,13 +40,17 @@ def presented_key(request: Request) -> str | None:
 
 async def current_owner(request: Request, svc: Annotated[Services, Depends(services)]) -> str:
     """The caller's owner id, from its API key; every /api route depends on it."""
+    key_id = None
     if svc.authenticator is None:
         owner = svc.settings.default_owner
     else:
-        owner = svc.authenticator.owner_for(presented_key(request))
+        identity = svc.authenticator.identify(presented_key(request))
+        owner, key_id = identity.owner, identity.key_id
     if svc.rate_limiter is not None and not svc.rate_limiter.allow(owner):
         raise ThrottledError(f"too many requests for {owner}; slow down")
     request.state.owner = owner
+    # stream links name the key they were issued for, so revoking the key ends them too
+    request.state.key_id = key_id
     return owner
 
 
@@ -53,17 +58,17 @@ ServicesDep = Annotated[Services, Depends(services)]
 OwnerDep = Annotated[str, Depends(current_owner)]
 
 
-def _links(svc: Services, task: Task) -> dict[str, str]:
+def _links(svc: Services, task: Task, request: Request) -> dict[str, str]:
     base = f"/api/tasks/{task.task_id}"
-    token = svc.stream_tokens.issue(task.task_id, task.owner)
+    token = svc.stream_tokens.issue(task.task_id, task.owner, getattr(request.state, "key_id", None))
     stream = f"{svc.settings.stream_url}{base}" if svc.settings.stream_url else base
     return {"self": base, "state": f"{base}/state", "stream": f"{stream}?token={token}", "cancel": f"{base}/cancel"}
 
 
-def _public(task: Task, svc: Services | None = None) -> dict[str, Any]:
+def _public(task: Task, svc: Services | None = None, request: Request | None = None) -> dict[str, Any]:
     public = task.to_public()
-    if svc is not None:
-        public["links"] = _links(svc, task)
+    if svc is not None and request is not None:
+        public["links"] = _links(svc, task, request)
     return public
 
 
@@ -82,6 +87,7 @@ def _public(task: Task, svc: Services | None = None) -> dict[str, Any]:
 )
 async def submit_task(
     body: schemas.TaskCreate,
+    raw: Request,
     response: Response,
     svc: ServicesDep,
     owner: OwnerDep,
@@ -109,7 +115,7 @@ async def submit_task(
         "status": task.status.value,
         "name": task.name,
         "created_at": task.created_at,
-        "links": _links(svc, task),
+        "links": _links(svc, task, raw),
         "message": "Task accepted" if result.created else "Task already accepted with this Idempotency-Key",
     }
 
@@ -159,14 +165,21 @@ async def follow_task(
     task = await anyio.to_thread.run_sync(svc.tasks.get, owner, task_id)
     accept = request.headers.get("accept", "")
     if "application/json" in accept and "text/event-stream" not in accept:
-        return JSONResponse(_public(task, svc))
+        return JSONResponse(_public(task, svc, request))
     settings = svc.settings
     if settings.stream_url:
         # On AWS the Function URL streams; the caller proved who it is here, so it gets a token.
-        return RedirectResponse(_links(svc, task)["stream"], status_code=307)
+        return RedirectResponse(_links(svc, task, request)["stream"], status_code=307)
 
     async def load() -> Task | None:
         return await anyio.to_thread.run_sync(svc.repository.get, task_id)
+
+    authenticator, key = svc.authenticator, presented_key(request)
+
+    async def authorize() -> None:
+        # the key is authenticated again (cached): a revoked key ends the stream it opened
+        if authenticator is not None:
+            await anyio.to_thread.run_sync(authenticator.identify, key)
 
     events = task_events(
         load,
@@ -175,6 +188,7 @@ async def follow_task(
         poll_seconds=settings.stream_poll_seconds,
         heartbeat_seconds=settings.stream_heartbeat_seconds,
         max_seconds=settings.stream_max_seconds,
+        authorize=authorize,
     )
     return StreamingResponse(
         events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -188,8 +202,8 @@ async def follow_task(
     summary="The task's current state",
     responses=NOT_FOUND,
 )
-async def task_state(task_id: str, svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
-    return _public(svc.tasks.get(owner, task_id), svc)
+async def task_state(task_id: str, request: Request, svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
+    return _public(svc.tasks.get(owner, task_id), svc, request)
 
 
 @api.post(
@@ -199,8 +213,8 @@ async def task_state(task_id: str, svc: ServicesDep, owner: OwnerDep) -> dict[st
     summary="Cancel a task",
     responses={**NOT_FOUND, 409: schemas.error("The task already ended")},
 )
-async def cancel_task(task_id: str, svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
-    return _public(svc.tasks.cancel(owner, task_id), svc)
+async def cancel_task(task_id: str, request: Request, svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
+    return _public(svc.tasks.cancel(owner, task_id), svc, request)
 
 
 @api.get("/api/task-types", response_model=schemas.TaskTypeList, tags=["tasks"], summary="Registered task types")
@@ -259,7 +273,11 @@ async def health(svc: ServicesDep) -> Response:
             probe()
             checks[label] = "ok"
         except DependencyUnavailableError as exc:
-            checks[label] = f"unavailable: {exc.detail}"
+            # /health is open to callers without a key: name the dependency and the kind of
+            # failure, never its endpoint (botocore's messages carry the URL); the log has it all.
+            cause = exc.__cause__
+            checks[label] = f"unavailable ({type(cause).__name__})" if cause is not None else "unavailable"
+            logger().warning("health check failed", extra={"dependency": label, "detail": exc.detail})
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks},

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 
+from ..domain.auth import AuthenticationError
 from ..domain.models import Task
 
 
@@ -24,9 +25,14 @@ async def task_events(
     poll_seconds: float = 0.25,
     heartbeat_seconds: float = 5.0,
     max_seconds: float = 900.0,
+    authorize: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[str]:
     """Yield an event on every change of the task, its state again every heartbeat, and stop
-    after the terminal event or at ``max_seconds`` (the client resumes with Last-Event-ID)."""
+    after the terminal event or at ``max_seconds`` (the client resumes with Last-Event-ID).
+
+    ``authorize`` runs before every poll (it caches, so it is cheap) and raises
+    AuthenticationError once the credentials behind the stream are revoked: the stream then
+    ends with an ``unauthorized`` event (a reconnect gets 401)."""
     started = time.monotonic()
     yield "retry: 1000\n\n"
     task: Task | None = first
@@ -44,7 +50,17 @@ async def task_events(
             yield ": stream time limit reached; reconnect with Last-Event-ID to resume\n\n"
             return
         await anyio.sleep(poll_seconds)
+        if authorize is not None:
+            try:
+                await authorize()
+            except AuthenticationError as exc:
+                yield unauthorized_event(str(exc))
+                return
         task = await load()
+
+
+def unauthorized_event(detail: str) -> str:
+    return f"event: unauthorized\ndata: {json.dumps({'status': 401, 'detail': detail})}\n\n"
 
 
 def parse_last_event_id(value: str | None) -> int | None:

@@ -16,7 +16,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..bootstrap import Services, get_services
-from ..domain.auth import AuthenticationError
+from ..domain.auth import AuthenticationError, StreamGrant
+from ..domain.errors import DependencyUnavailableError
 from .sse import parse_last_event_id, task_events
 
 
@@ -27,11 +28,16 @@ async def follow(request: Request) -> Response:
     if len(task_id) > 100:
         return JSONResponse({"detail": f"task {task_id[:100]} not found"}, status_code=404)
     try:
-        owner = await anyio.to_thread.run_sync(stream_owner, request, services, task_id)
+        grant = await anyio.to_thread.run_sync(stream_grant, request, services, task_id)
+        recheck = still_granted(request, services, grant)
+        await anyio.to_thread.run_sync(recheck)
     except AuthenticationError as exc:
         return JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    except DependencyUnavailableError as exc:
+        detail = f"{exc.dependency} is unavailable; try again"
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"})
     task = await anyio.to_thread.run_sync(services.repository.get, task_id)
-    if task is None or task.owner != owner:
+    if task is None or task.owner != grant.owner:
         return JSONResponse({"detail": f"task {task_id} not found"}, status_code=404)
     accept = request.headers.get("accept", "")
     if "application/json" in accept and "text/event-stream" not in accept:
@@ -39,6 +45,9 @@ async def follow(request: Request) -> Response:
 
     async def load() -> Any:
         return await anyio.to_thread.run_sync(services.repository.get, task_id)
+
+    async def authorize() -> None:
+        await anyio.to_thread.run_sync(recheck)
 
     last = parse_last_event_id(request.headers.get("last-event-id") or request.query_params.get("last_event_id"))
     events = task_events(
@@ -48,31 +57,61 @@ async def follow(request: Request) -> Response:
         poll_seconds=settings.stream_poll_seconds,
         heartbeat_seconds=settings.stream_heartbeat_seconds,
         max_seconds=settings.stream_max_seconds,
+        authorize=authorize,
     )
     return StreamingResponse(
         events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
 
 
-def stream_owner(request: Request, services: Services, task_id: str) -> str:
-    """The owner named by a stream token bound to this task (query ``token`` or a Bearer
-    token). API keys are accepted only where STREAM_ACCEPT_API_KEYS is set (the local runner,
-    whose front serves the stream itself); on AWS the Function URL takes tokens only, which the
-    API hands out after checking the key."""
+def stream_grant(request: Request, services: Services, task_id: str) -> StreamGrant:
+    """The owner (and key id) named by a stream token bound to this task (query ``token`` or a
+    Bearer token). API keys are accepted only where STREAM_ACCEPT_API_KEYS is set (the local
+    runner, whose front serves the stream itself); on AWS the Function URL takes tokens only,
+    which the API hands out after checking the key."""
     token = request.query_params.get("token")
     if token:
-        return services.stream_tokens.verify(token, task_id)
+        return services.stream_tokens.grant(token, task_id)
     if services.authenticator is None:
-        return services.settings.default_owner
+        return StreamGrant(services.settings.default_owner)
+    key = presented_key(request)
+    if key and "." in key and not key.startswith("tr_"):
+        return services.stream_tokens.grant(key, task_id)
+    if not services.settings.stream_accept_api_keys:
+        raise AuthenticationError("this endpoint takes the stream link's token (links.stream of the task)")
+    identity = services.authenticator.identify(key)
+    return StreamGrant(identity.owner, identity.key_id)
+
+
+def presented_key(request: Request) -> str | None:
     key = request.headers.get("x-api-key")
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     if not key and scheme.lower() == "bearer":
         key = value.strip()
-        if "." in key and not key.startswith("tr_"):
-            return services.stream_tokens.verify(key, task_id)
-    if not services.settings.stream_accept_api_keys:
-        raise AuthenticationError("this endpoint takes the stream link's token (links.stream of the task)")
-    return services.authenticator.owner_for(key)
+    return key or None
+
+
+def still_granted(request: Request, services: Services, grant: StreamGrant) -> Callable[[], None]:
+    """A (blocking, cached) check that the credentials behind the stream are still valid,
+    raising AuthenticationError once they are not: an API key is authenticated again (the
+    authenticator caches); a token's key id is looked up among the revoked keys (cached)."""
+    key = presented_key(request)
+    authenticator = services.authenticator
+    if not request.query_params.get("token") and key and key.startswith("tr_") and authenticator is not None:
+        raw_key = key
+
+        def reauthenticate() -> None:
+            authenticator.identify(raw_key)
+
+        return reauthenticate
+    check, key_id = services.revocation_check, grant.key_id
+    if check is None or key_id is None:
+        return lambda: None
+
+    def active() -> None:
+        check.ensure_active(key_id)
+
+    return active
 
 
 async def health(_: Request) -> Response:
