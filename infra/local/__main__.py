@@ -386,8 +386,17 @@ class Stack:
                         start_new_session=True,  # Ctrl-C stops the runner, which stops it
                     )
                 stream_base = f"http://127.0.0.1:{stream_port}"
+                limit = (
+                    f"; at most {resolver.resolve(spec.reserved_concurrency)} streams at once (reserved concurrency)"
+                    if spec.reserved_concurrency is not None
+                    else ""
+                )
                 self.summary.append(
-                    (name, f"Lambda Web Adapter style: {spec.handler} -> uvicorn on {stream_base} (response streaming)")
+                    (
+                        name,
+                        f"Lambda Web Adapter style: {spec.handler} -> uvicorn on {stream_base} (response streaming)"
+                        + limit,
+                    )
                 )
                 continue
             is_api = bool(spec.events_of("HttpApi") or spec.events_of("Api"))
@@ -467,7 +476,9 @@ class Stack:
             "environments": envs,
             "exceptions": [dataclasses.asdict(e) for e in self.exceptions],
         }
-        return Front(api_pool, stream_base)
+        reserved = [specs[n].reserved_concurrency for n in stream_names if specs[n].reserved_concurrency is not None]
+        stream_limit = int(resolver.resolve(reserved[0])) if reserved else 100
+        return Front(api_pool, stream_base, stream_limit=stream_limit)
 
     def _esm_client(self, function: str, sqs: Any, session: Any, endpoint: str) -> Any:
         """The SQS client of a function's event source mapping: AWS polls with the function's role."""

@@ -80,9 +80,18 @@ def http_api_event(
 
 
 class Front:
-    def __init__(self, api: FunctionPool, stream_base: str | None) -> None:
+    """``stream_limit``: the stream function's reserved concurrency; a stream over it is
+    answered 429, as a throttled Function URL answers. ``body_timeout``: a request body that
+    does not arrive in full within it (shorter than its Content-Length, or trickling) gets 408."""
+
+    def __init__(
+        self, api: FunctionPool, stream_base: str | None, *, stream_limit: int = 100, body_timeout: float = 10.0
+    ) -> None:
         self.api = api
         self.stream_base = stream_base
+        self.stream_limit = stream_limit
+        self.body_timeout = body_timeout
+        self.open_streams = 0
         self._client: httpx.AsyncClient | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -90,7 +99,10 @@ class Front:
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
-                    self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None))
+                    self._client = httpx.AsyncClient(
+                        timeout=httpx.Timeout(10.0, read=None),
+                        limits=httpx.Limits(max_connections=self.stream_limit + 10, max_keepalive_connections=20),
+                    )
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
                     if self._client is not None:
@@ -106,11 +118,27 @@ class Front:
         method, path = scope["method"], scope["path"]
         query = scope.get("query_string", b"").decode("latin-1")
         if self.stream_base and wants_stream(method, path, headers):
-            await self._proxy_stream(path, query, headers, receive, send)
+            if self.open_streams >= self.stream_limit:
+                await self._reply(
+                    send, 429, {"message": "Too Many Requests: every stream environment is busy"}, {"retry-after": "1"}
+                )
+                return
+            self.open_streams += 1
+            try:
+                await self._proxy_stream(path, query, headers, receive, send)
+            finally:
+                self.open_streams -= 1
             return
         body = b""
+        deadline = time.monotonic() + self.body_timeout
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                await self._reply(send, 408, {"message": "Request Timeout: the body did not arrive in full"})
+                return
+            if message["type"] == "http.disconnect":
+                return
             body += message.get("body", b"")
             if len(body) > MAX_PAYLOAD:
                 await self._reply(send, 413, {"message": "Request Entity Too Large"})
@@ -145,9 +173,16 @@ class Front:
         await send({"type": "http.response.start", "status": status, "headers": out_headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _reply(self, send: Any, status: int, payload: dict[str, Any]) -> None:
+    async def _reply(
+        self, send: Any, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
+        extra = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
         await send(
-            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), *extra],
+            }
         )
         await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
 
