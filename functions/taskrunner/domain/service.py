@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -17,6 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import jsonsafe
 from .errors import (
@@ -61,6 +63,7 @@ from .ports import (
     TaskType,
     Telemetry,
 )
+from .receivers import ReceiverHealth
 
 logger = logging.getLogger(__name__)
 
@@ -693,6 +696,7 @@ class CallbackService:
         clock: Clock | None = None,
         rand: Callable[[], float] = random.random,
         telemetry: Telemetry | None = None,
+        receivers: ReceiverHealth | None = None,
     ) -> None:
         self._repo = repository
         self._sender = sender
@@ -700,8 +704,15 @@ class CallbackService:
         self._clock = clock or SystemClock()
         self._rand = rand
         self._telemetry = telemetry or NullTelemetry()
+        self._receivers = receivers or ReceiverHealth(
+            lambda: self._clock.now().timestamp(),
+            base_seconds=self._policy.callback_base_seconds,
+            cap_seconds=min(600.0, self._policy.callback_cap_seconds),
+        )
 
-    def deliver(self, task_id: str) -> DeliveryOutcome:
+    def deliver(self, task_id: str, *, may_defer: bool = True) -> DeliveryOutcome:
+        """One delivery attempt; ``may_defer``: a host in its cool-down is not tried now (no
+        attempt counted) and the callback comes back when the cool-down ends."""
         p = self._policy
         task = self._repo.get(task_id)
         if task is None or task.callback is None or not task.is_terminal:
@@ -709,6 +720,12 @@ class CallbackService:
         cb = task.callback
         if cb.status in (CallbackStatus.DELIVERED, CallbackStatus.FAILED):
             return DeliveryOutcome(done=True, status=cb.status)
+        parts = urlsplit(cb.url)
+        host = f"{parts.scheme}://{parts.netloc}"  # the receiver: one origin
+        wait = self._receivers.cooling(host) if may_defer else 0.0
+        if wait > 0:
+            self._telemetry.task_event("callback_deferred", task, receiver=host, retry_in_seconds=math.ceil(wait))
+            return DeliveryOutcome(done=False, retry_after_seconds=math.ceil(wait), status=cb.status)
         payload = json.dumps(task.callback_payload(), separators=(",", ":"), default=str).encode()
         attempt = cb.attempts + 1
         error: str | None = None
@@ -730,12 +747,15 @@ class CallbackService:
                 cb, status=CallbackStatus.DELIVERED, attempts=attempt, last_error=None, delivered_at=now
             )
             self._record(task, state, now)
+            self._receivers.delivered(host)
             self._telemetry.task_event("callback_delivered", task, callback_attempt=attempt, receiver_status=code)
             self._telemetry.metric("CallbacksDelivered", 1, task_type=task.name)
             return DeliveryOutcome(done=True, status=CallbackStatus.DELIVERED)
         if code is not None:
             error = f"receiver answered HTTP {code}"
         permanent = code == 410 or refused
+        if not refused:
+            self._receivers.failed(host)  # answered badly or not at all: the host counts against it
         if permanent or attempt >= p.callback_max_attempts:
             state = dataclasses.replace(cb, status=CallbackStatus.FAILED, attempts=attempt, last_error=error)
             self._record(task, state, now)

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 MAX_PARALLEL_DELIVERIES = 10  # the event source mapping's BatchSize: every record starts at once
 RELEASE_AFTER_SECONDS = 1  # a record released unstarted comes back this soon
 MARGIN_SECONDS = 2.0  # to record the outcome and answer after the last delivery's deadline
+MAX_DEFERRING_RECEIVES = 10  # + CALLBACK_MAX_ATTEMPTS (8) stays under the queue's maxReceiveCount (20)
 
 
 def deliver_record(record: Any, services: Services) -> None:
@@ -32,7 +33,10 @@ def deliver_record(record: Any, services: Services) -> None:
     except (ValueError, KeyError, TypeError):
         logger.error("malformed callback message dropped", extra={"message_id": record.message_id})
         return
-    outcome = services.callbacks.deliver(task_id)
+    # Deferrals for a cooling receiver count as receives: after a few, attempt anyway, so that a
+    # message never reaches CallbacksQueue's maxReceiveCount (20) without its attempts.
+    receives = int(getattr(record.attributes, "approximate_receive_count", 1) or 1)
+    outcome = services.callbacks.deliver(task_id, may_defer=receives < MAX_DEFERRING_RECEIVES)
     if not outcome.done:
         sqs_batch.redeliver_later(record, services, outcome.retry_after_seconds, f"callback for {task_id}")
 
