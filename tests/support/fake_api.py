@@ -10,14 +10,16 @@ import json
 import re
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.http_server import LoopbackServer
 
 KEY = "tr_fake0000_very-secret-part"
 
 
-class FakeApi:
+class FakeApi(LoopbackServer):
     def __init__(self) -> None:
         self.health = "ok"  # "ok", "sqs-down" (503 JSON), "crash" (500 text, as a failing Lambda)
         self.redirect = False  # stream via a 307 to the "Function URL", as on AWS
@@ -40,17 +42,7 @@ class FakeApi:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeApi:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
     # ------------------------------------------------------------------ answers
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.support.http_server import LoopbackServer
 
-class CallbackReceiver:
+
+class CallbackReceiver(LoopbackServer):
     def __init__(self, statuses: list[int] | None = None) -> None:
         self.requests: list[dict[str, Any]] = []
         self.statuses = list(statuses or [])
@@ -32,18 +34,7 @@ class CallbackReceiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/hook"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> CallbackReceiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler, path="/hook")
 
     def delivered(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -5,9 +5,8 @@ signed sender and the guarded client, with a 2 s callback deadline."""
 
 import dataclasses
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from taskrunner.adapters.egress import EgressPolicy, GuardedHttpClient
@@ -17,6 +16,7 @@ from taskrunner.domain.service import CallbackService, Policy
 from taskrunner.entrypoints import notifier
 
 from tests.support.fakes import make_fakes
+from tests.support.http_server import LoopbackServer
 from tests.support.receiver import CallbackReceiver
 from tests.unit.factories import a_task
 
@@ -37,7 +37,7 @@ class Context:
         return int((self._end - time.monotonic()) * 1000)
 
 
-class DrippingReceiver:
+class DrippingReceiver(LoopbackServer):
     """Sends its headers, then one body byte per second: no single read ever times out."""
 
     def __init__(self):
@@ -62,17 +62,7 @@ class DrippingReceiver:
             def log_message(self, *a):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler, path="/hook")
 
 
 def _batch(f, urls):

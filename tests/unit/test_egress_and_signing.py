@@ -9,6 +9,8 @@ from taskrunner.adapters.egress import EgressPolicy, GuardedHttpClient
 from taskrunner.adapters.webhook_sender import WebhookSender, sign, verify
 from taskrunner.domain.errors import EgressDeniedError
 
+from tests.support.http_server import LoopbackServer
+
 DENY = EgressPolicy()
 
 
@@ -138,7 +140,7 @@ def test_submit_time_check_lets_an_unresolvable_name_through_for_later():
     DENY.check_url("https://not-yet.example.com/hook", resolver=no_dns)  # no error: checked at delivery
 
 
-class _Server:
+class _Server(LoopbackServer):
     """A scripted HTTP server on 127.0.0.1: ``handler(request_handler)`` answers each request;
     every request's path and headers are recorded."""
 
@@ -161,17 +163,7 @@ class _Server:
             def log_message(self, *a):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def _answer(status, body=b"ok", headers=()):
