@@ -111,6 +111,9 @@ _POLICY_ENV = {
     "CALLBACK_RETRY_BASE_SECONDS": "callback_base_seconds",
     "CALLBACK_RETRY_CAP_SECONDS": "callback_cap_seconds",
     "CALLBACK_TIMEOUT_SECONDS": "callback_timeout_seconds",
+    "DEFAULT_MAX_RUNTIME_SECONDS": "default_max_runtime_seconds",
+    "MAX_RUNTIME_SECONDS": "max_runtime_limit_seconds",
+    "CHECKPOINT_MAX_BYTES": "checkpoint_max_bytes",
 }
 
 

@@ -173,3 +173,61 @@ def test_a_stored_item_that_is_not_valid_json_never_breaks_a_list_page(repo, aws
     bad = page.items[0]
     assert bad.metadata["unreadable"] is True and bad.result["unreadable"] is True
     assert repo.get("t-002").metadata == bad.metadata
+
+
+def test_segments_hand_over_and_continuation_conditions_on_dynamodb(repo):
+    """The conditional writes a long task's segments rely on, as DynamoDB evaluates them."""
+    repo.create(make(1, max_runtime_seconds=7200))
+    ref = TaskRef("t-001", "default", "2026-11-19T09:00:01.000Z")
+    claimed = repo.update(
+        ref,
+        {"status": TaskStatus.RUNNING, "started_at": "2026-11-19T09:01:00.000Z", "handed_over_at": None},
+        CLAIM,
+        increment_attempts=True,
+        increment_segments=True,
+    )
+    assert (claimed.attempts, claimed.segments, claimed.max_runtime_seconds) == (1, 1, 7200)
+    segment = Expect(frozenset({TaskStatus.RUNNING}), attempts=1, segments=1, handed_over=False)
+    state = {"next": 10**9, "total": 5 * 10**23, "note": "ünïcode"}
+    waiting = repo.update(
+        ref,
+        {"checkpoint": state, "checkpointed_at": "2026-11-19T09:05:00.000Z", "handed_over_at": "2026-11-19T09:05:00Z"},
+        segment,
+        current=claimed,
+    )
+    assert waiting.checkpoint == state and waiting.handed_over_at is not None
+    assert repo.get("t-001").checkpoint == state
+    # the segment that handed over can write nothing more
+    with pytest.raises(ConditionFailedError):
+        repo.update(ref, {"progress": Progress(99.0)}, segment)
+    # a continuation for another segment or attempt does not claim it
+    for attempts, segments in ((1, 2), (2, 1)):
+        with pytest.raises(ConditionFailedError):
+            repo.update(
+                ref,
+                {"handed_over_at": None},
+                Expect(frozenset({TaskStatus.RUNNING}), attempts=attempts, segments=segments, handed_over=True),
+                increment_segments=True,
+            )
+    resumed = repo.update(
+        ref,
+        {"handed_over_at": None},
+        Expect(frozenset({TaskStatus.RUNNING}), attempts=1, segments=1, handed_over=True),
+        increment_segments=True,
+    )
+    assert (resumed.attempts, resumed.segments, resumed.handed_over_at) == (1, 2, None)
+    assert resumed.checkpoint == state, "the next segment resumes from it"
+    # a second delivery of the same continuation finds the task running again
+    with pytest.raises(ConditionFailedError):
+        repo.update(
+            ref,
+            {"handed_over_at": None},
+            Expect(frozenset({TaskStatus.RUNNING}), attempts=1, segments=1, handed_over=True),
+            increment_segments=True,
+        )
+    done = repo.update(
+        ref,
+        {"status": TaskStatus.COMPLETED, "checkpoint": None, "handed_over_at": None},
+        Expect(frozenset({TaskStatus.RUNNING}), attempts=1, segments=2),
+    )
+    assert done.checkpoint is None and done.segments == 2

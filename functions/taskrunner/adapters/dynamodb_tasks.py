@@ -52,8 +52,18 @@ STR_FIELDS = (
     "lease_expires_at",
     "idempotency_key",
     "due_at",
+    "checkpointed_at",
+    "handed_over_at",
 )
-INT_FIELDS = ("max_attempts", "timeout_seconds", "version", "attempts", "delay_seconds")
+INT_FIELDS = (
+    "max_attempts",
+    "timeout_seconds",
+    "version",
+    "attempts",
+    "delay_seconds",
+    "max_runtime_seconds",
+    "segments",
+)
 BOOL_FIELDS = ("priority", "cancel_requested")
 SWEEP_PK = "ACTIVE"
 RETENTION_SECONDS = 30 * 24 * 3600
@@ -70,6 +80,8 @@ def _encode(field: str, value: Any) -> dict[str, Any] | None:
         return _s(json.dumps(value, separators=(",", ":"), default=str))
     if value is None:
         return None
+    if field == "checkpoint":  # a task's saved state: JSON, absent when there is none
+        return _s(json.dumps(value, separators=(",", ":")))
     if field == "status":
         return _s(TaskStatus(value).value)
     if field == "error":
@@ -89,7 +101,7 @@ def _encode(field: str, value: Any) -> dict[str, Any] | None:
 
 def task_to_item(task: Task) -> dict[str, Any]:
     item: dict[str, Any] = {"task_id": _s(task.task_id), "status": _s(task.status.value)}
-    for field in (*JSON_FIELDS, *STR_FIELDS, *INT_FIELDS, *BOOL_FIELDS, "error", "progress", "callback"):
+    for field in (*JSON_FIELDS, *STR_FIELDS, *INT_FIELDS, *BOOL_FIELDS, "error", "progress", "callback", "checkpoint"):
         encoded = _encode(field, getattr(task, field))
         if encoded is not None:
             item[field] = encoded
@@ -171,6 +183,11 @@ def item_to_task(item: Mapping[str, Any]) -> Task:
         else None,
         idempotency_key=s("idempotency_key"),
         due_at=s("due_at"),
+        max_runtime_seconds=n("max_runtime_seconds", 86_400),
+        segments=n("segments"),
+        checkpoint=free("checkpoint"),
+        checkpointed_at=s("checkpointed_at"),
+        handed_over_at=s("handed_over_at"),
     )
 
 
@@ -290,6 +307,7 @@ class DynamoDbTaskRepository:
         expect: Expect,
         *,
         increment_attempts: bool = False,
+        increment_segments: bool = False,
         current: Task | None = None,
     ) -> Task:
         """With ``current`` (the task as the caller last saw it), only the updated attributes
@@ -315,6 +333,10 @@ class DynamoDbTaskRepository:
         if increment_attempts:
             names["#attempts"] = "attempts"
             sets.append("#attempts = #attempts + :one")
+        if increment_segments:
+            names["#segments"] = "segments"
+            values[":zero"] = {"N": "0"}
+            sets.append("#segments = if_not_exists(#segments, :zero) + :one")
         if "status" in changes:
             status = TaskStatus(changes["status"])
             names["#status_key"] = "status_key"
@@ -340,6 +362,15 @@ class DynamoDbTaskRepository:
             names["#attempts"] = "attempts"
             values[":expected_attempts"] = {"N": str(expect.attempts)}
             clauses.append("#attempts = :expected_attempts")
+        if expect.segments is not None:
+            names["#segments"] = "segments"
+            values[":expected_segments"] = {"N": str(expect.segments)}
+            clauses.append("#segments = :expected_segments")
+        if expect.handed_over is not None:
+            names["#handed_over"] = "handed_over_at"
+            clauses.append(
+                "attribute_exists(#handed_over)" if expect.handed_over else "attribute_not_exists(#handed_over)"
+            )
         main = " AND ".join(clauses) if clauses else "attribute_exists(task_id)"
         if expect.lease_expired_before is not None:
             names["#lease"] = "lease_expires_at"

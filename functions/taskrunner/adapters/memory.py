@@ -56,6 +56,7 @@ class InMemoryTaskRepository:
         expect: Expect,
         *,
         increment_attempts: bool = False,
+        increment_segments: bool = False,
         current: Task | None = None,
     ) -> Task:
         with self._lock:
@@ -72,6 +73,8 @@ class InMemoryTaskRepository:
                 values["status"] = TaskStatus(values["status"])
             if increment_attempts:
                 values["attempts"] = task.attempts + 1
+            if increment_segments:
+                values["segments"] = task.segments + 1
             values["version"] = task.version + 1
             updated = dataclasses.replace(task, **values)
             self.tasks[ref.task_id] = updated
@@ -110,16 +113,19 @@ class InMemoryTaskRepository:
 class InMemoryTaskQueue:
     def __init__(self) -> None:
         self.sent: list[tuple[str, Task, int]] = []
+        self.continuations: list[tuple[str, int, int]] = []  # (task_id, attempt, segment)
         self.callbacks: list[str] = []
         self.visibility: list[tuple[str, str, int]] = []
         self.fail_next: Exception | None = None
 
-    def enqueue(self, task: Task, *, delay_seconds: int = 0) -> None:
+    def enqueue(self, task: Task, *, delay_seconds: int = 0, continuation: bool = False) -> None:
         if self.fail_next is not None:
             exc, self.fail_next = self.fail_next, None
             raise exc
         queue = "priority" if task.priority else task.queue
         self.sent.append((queue, task, delay_seconds))
+        if continuation:
+            self.continuations.append((task.task_id, task.attempts, task.segments))
 
     def enqueue_callback(self, task_id: str, *, delay_seconds: int = 0) -> None:
         self.callbacks.append(task_id)

@@ -20,9 +20,11 @@ def queue_url_from_arn(arn: str, endpoint_url: str | None, region_fallback: str)
     return f"https://sqs.{region}.amazonaws.com/{account}/{name}"
 
 
-def task_message(task: Task) -> str:
-    body = task.ref.to_dict()
-    body["timeout"] = str(task.timeout_seconds)
+def task_message(task: Task, *, continuation: bool = False) -> str:
+    body: dict[str, Any] = {**task.ref.to_dict(), "timeout": str(task.timeout_seconds)}
+    if continuation:
+        # claims only the task waiting after exactly this attempt's segment
+        body["continue"] = {"attempt": task.attempts, "segment": task.segments, "handed_over_at": task.handed_over_at}
     return json.dumps(body, separators=(",", ":"))
 
 
@@ -52,8 +54,8 @@ class SqsTaskQueue:
             raise DependencyUnavailableError("SQS", f"no queue configured for {task.queue!r}")
         return url
 
-    def enqueue(self, task: Task, *, delay_seconds: int = 0) -> None:
-        self._send(self.url_for(task), task_message(task), delay_seconds)
+    def enqueue(self, task: Task, *, delay_seconds: int = 0, continuation: bool = False) -> None:
+        self._send(self.url_for(task), task_message(task, continuation=continuation), delay_seconds)
 
     def enqueue_callback(self, task_id: str, *, delay_seconds: int = 0) -> None:
         self._send(self._callbacks, json.dumps({"task_id": task_id}), delay_seconds)

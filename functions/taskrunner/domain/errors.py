@@ -96,9 +96,41 @@ class NameResolutionError(TaskRunnerError):
 
 
 class TaskTimeoutError(TaskRunnerError):
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"task exceeded its timeout of {seconds:g} s")
+    def __init__(self, seconds: float, message: str | None = None) -> None:
+        super().__init__(message or f"task exceeded its timeout of {seconds:g} s")
         self.seconds = seconds
+
+
+def invocation_ended(seconds: float, timeout_seconds: float) -> TaskTimeoutError:
+    """A task that never checkpointed reached the end of its worker invocation."""
+    return TaskTimeoutError(
+        seconds,
+        f"task ran {seconds:.0f} s, to the end of its worker invocation, with no checkpoint to continue from "
+        f"(timeout_seconds {timeout_seconds:g}; a task runs longer than one invocation only if it calls "
+        "ctx.checkpoint)",
+    )
+
+
+class SegmentEndedError(TaskRunnerError):
+    """Raised inside a running task that has checkpointed when its worker invocation is about
+    to end: the worker records the checkpoint and a fresh invocation resumes from it."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"segment ended after {seconds:.1f} s; the task continues from its checkpoint")
+        self.seconds = seconds
+
+
+class MaxRuntimeExceededError(TaskRunnerError):
+    """The task's total running time across segments and attempts reached max_runtime_seconds."""
+
+    def __init__(self, seconds: float, segments: int) -> None:
+        super().__init__(f"task reached its max_runtime_seconds of {seconds:g} s (after {segments} segment(s))")
+        self.seconds = seconds
+        self.segments = segments
+
+
+class CheckpointError(TaskRunnerError):
+    """A checkpoint state that cannot be stored (not valid, bounded JSON, or over the size limit)."""
 
 
 class TaskCancelledError(TaskRunnerError):

@@ -168,6 +168,16 @@ class Task:
     # When the reconciler should look at the task if nothing else happened first
     # (a PENDING task never picked up, a RUNNING task whose lease ran out). None once terminal.
     due_at: str | None = None
+    # Long jobs (see WorkerService): the total running time allowed across segments and
+    # attempts, counted from the first start; the number of segments started so far (one per
+    # worker invocation that ran the task); the state the task last saved with
+    # ``ctx.checkpoint`` and when; and, while the task waits between two segments, when its
+    # last segment handed it on (None while a segment runs).
+    max_runtime_seconds: int = 86_400
+    segments: int = 0
+    checkpoint: Any = None
+    checkpointed_at: str | None = None
+    handed_over_at: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -192,6 +202,10 @@ class Task:
             "attempts": self.attempts,
             "max_attempts": self.max_attempts,
             "timeout_seconds": self.timeout_seconds,
+            "max_runtime_seconds": self.max_runtime_seconds,
+            "segments": self.segments,
+            "checkpointed_at": self.checkpointed_at,
+            "between_segments": self.handed_over_at is not None and not self.is_terminal,
             "cancel_requested": self.cancel_requested,
             "next_attempt_at": self.next_attempt_at,
             "created_at": self.created_at,
@@ -224,15 +238,24 @@ class Expect:
 
     ``statuses``: the task's status must be one of these.
     ``attempts``: the task's attempt counter must equal this (the claim a worker holds).
+    ``segments``: the task's segment counter must equal this (the segment a worker runs).
+    ``handed_over``: True, the task must be waiting between two segments; False, it must not.
     ``lease_expired_before``: alternatively a RUNNING task whose lease ended before this time.
     """
 
     statuses: frozenset[TaskStatus]
     attempts: int | None = None
     lease_expired_before: str | None = None
+    segments: int | None = None
+    handed_over: bool | None = None
 
     def holds_for(self, task: Task) -> bool:
-        if task.status in self.statuses and (self.attempts is None or task.attempts == self.attempts):
+        if (
+            task.status in self.statuses
+            and (self.attempts is None or task.attempts == self.attempts)
+            and (self.segments is None or task.segments == self.segments)
+            and (self.handed_over is None or (task.handed_over_at is not None) == self.handed_over)
+        ):
             return True
         return (
             self.lease_expired_before is not None

@@ -31,6 +31,7 @@ class TaskRepository(Protocol):
         expect: Expect,
         *,
         increment_attempts: bool = False,
+        increment_segments: bool = False,
         current: Task | None = None,
     ) -> Task:
         """Apply ``changes`` (Task field -> value) if ``expect`` holds; bump ``version``;
@@ -55,8 +56,10 @@ class TaskRepository(Protocol):
 
 
 class TaskQueue(Protocol):
-    def enqueue(self, task: Task, *, delay_seconds: int = 0) -> None:
-        """Send the task's id to the queue of its type (or the priority queue)."""
+    def enqueue(self, task: Task, *, delay_seconds: int = 0, continuation: bool = False) -> None:
+        """Send the task's id to the queue of its type (or the priority queue). A
+        ``continuation`` message carries the attempt and segment it continues: only the task
+        waiting between exactly those segments is claimed by it."""
 
     def enqueue_callback(self, task_id: str, *, delay_seconds: int = 0) -> None: ...
 
@@ -111,6 +114,14 @@ class TaskContext(Protocol):
     def sleep(self, seconds: float) -> None:
         """Sleep, checking for cancellation and the deadline meanwhile."""
 
+    def checkpoint(self, state: Any) -> None:
+        """Save a small JSON state to resume from: in a fresh worker invocation when this one
+        is about to end (a new segment), or on the next attempt after a crash or an error."""
+
+    @property
+    def resume_state(self) -> Any:
+        """The state last saved with ``checkpoint`` (by an earlier segment or attempt), or None."""
+
     @property
     def messages(self) -> MessageStore: ...
 
@@ -134,6 +145,13 @@ class TaskType(Protocol):
     @property
     def url_parameters(self) -> tuple[str, ...]:
         """Parameters holding a URL the task will call: checked by the egress guard at submit."""
+
+    @property
+    def checkpoints(self) -> bool:
+        """Whether the type saves checkpoints (so may run longer than one worker invocation)."""
+
+    def runtime_needed(self, parameters: Mapping[str, Any]) -> float | None:
+        """The running time the (validated) parameters need at least, if the type knows it."""
 
     def validate(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
         """Return the normalised parameters or raise InvalidParametersError."""

@@ -22,17 +22,21 @@ from urllib.parse import urlsplit
 
 from . import jsonsafe
 from .errors import (
+    CheckpointError,
     ConditionFailedError,
     DependencyUnavailableError,
     EgressDeniedError,
     IdempotencyConflictError,
     InvalidParametersError,
     InvalidTransitionError,
+    MaxRuntimeExceededError,
+    SegmentEndedError,
     TaskAlreadyExistsError,
     TaskCancelledError,
     TaskNotFoundError,
     TaskRunnerError,
     TaskTimeoutError,
+    invocation_ended,
 )
 from .models import (
     ACTIVE_STATUSES,
@@ -90,6 +94,9 @@ class Policy:
     callback_cap_seconds: float = 3600.0
     callback_timeout_seconds: float = 10.0
     stop_margin_seconds: float = 5.0
+    default_max_runtime_seconds: int = 86_400
+    max_runtime_limit_seconds: int = 86_400
+    checkpoint_max_bytes: int = 32 * 1024
 
 
 class SystemClock:
@@ -130,6 +137,7 @@ class SubmitRequest:
     timeout_seconds: int | None = None
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
     priority: bool = False
+    max_runtime_seconds: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -182,6 +190,24 @@ class TaskService:
                 error = {"loc": ["body", "parameters", field], "msg": str(exc), "type": "url_not_allowed"}
                 raise InvalidParametersError(task_type.name, [error]) from None
 
+    def _check_runtime(self, task_type: TaskType, parameters: Mapping[str, Any], asked: int | None) -> None:
+        """``max_runtime_seconds`` within the limit, and enough for what the parameters need."""
+        p = self._policy
+        runtime = asked if asked is not None else min(p.default_max_runtime_seconds, p.max_runtime_limit_seconds)
+        problem = None
+        if runtime > p.max_runtime_limit_seconds:
+            problem = f"max_runtime_seconds is {runtime}; the limit is {p.max_runtime_limit_seconds}"
+        else:
+            needed = task_type.runtime_needed(parameters)
+            if needed is not None and needed > runtime:
+                problem = (
+                    f"{task_type.name} with these parameters runs at least {needed:g} s; max_runtime_seconds is "
+                    f"{runtime} (the limit is {p.max_runtime_limit_seconds})"
+                )
+        if problem is not None:
+            error = {"loc": ["body", "max_runtime_seconds"], "msg": problem, "type": "max_runtime"}
+            raise InvalidParametersError(task_type.name, [error])
+
     def submit(self, owner: str, request: SubmitRequest, *, idempotency_key: str | None = None) -> SubmitResult:
         # Valid, bounded JSON only: checked before anything (the idempotency hash too) reads it.
         _require_safe_json(request.name, {"parameters": request.parameters, "metadata": request.metadata})
@@ -191,6 +217,7 @@ class TaskService:
         if request.callback_url is not None and self._url_check is not None:
             self._url_check(request.callback_url)
         self._check_parameter_urls(task_type, parameters)
+        self._check_runtime(task_type, parameters, request.max_runtime_seconds)
         digest = None
         if idempotency_key is not None:
             digest = request_hash(dataclasses.asdict(request))
@@ -235,6 +262,7 @@ class TaskService:
         now = self._clock.now()
         timeout = min(request.timeout_seconds or default_timeout, p.max_timeout_seconds)
         attempts = min(request.max_attempts or p.default_max_attempts, p.max_attempts_limit)
+        runtime = request.max_runtime_seconds or min(p.default_max_runtime_seconds, p.max_runtime_limit_seconds)
         return Task(
             task_id=self._new_id(),
             name=request.name,
@@ -252,6 +280,7 @@ class TaskService:
             callback=CallbackState(url=request.callback_url) if request.callback_url else None,
             idempotency_key=idempotency_key,
             due_at=iso(after(now, request.delay_seconds + p.pending_grace_seconds)),
+            max_runtime_seconds=runtime,
         )
 
     def get(self, owner: str, task_id: str) -> Task:
@@ -287,14 +316,23 @@ class TaskService:
                     )
                     self._telemetry.task_event("cancelled", cancelled)
                     self._telemetry.metric("TasksCancelled", 1, task_type=cancelled.name)
-                    if cancelled.callback is not None:
-                        # the task has ended: its callback goes out like any other's
-                        try:
-                            self._queue.enqueue_callback(cancelled.task_id)
-                        except DependencyUnavailableError as exc:
-                            # the cancel itself stands; say loudly that its callback did not go
-                            self._telemetry.task_event("callback_not_enqueued", cancelled, error=str(exc))
-                            self._telemetry.metric("CallbacksFailed", 1, task_type=cancelled.name)
+                    self._enqueue_callback(cancelled)
+                    return cancelled
+                if task.status is TaskStatus.RUNNING and task.handed_over_at is not None:
+                    # between two segments nothing runs it: it ends now
+                    cancelled = self._repo.update(
+                        task.ref,
+                        _terminal_changes(TaskStatus.CANCELLED, now, error=None),
+                        Expect(
+                            frozenset({TaskStatus.RUNNING}),
+                            attempts=task.attempts,
+                            segments=task.segments,
+                            handed_over=True,
+                        ),
+                    )
+                    self._telemetry.task_event("cancelled", cancelled, segments=cancelled.segments)
+                    self._telemetry.metric("TasksCancelled", 1, task_type=cancelled.name)
+                    self._enqueue_callback(cancelled)
                     return cancelled
                 if task.status is TaskStatus.RUNNING:
                     if task.cancel_requested:
@@ -311,6 +349,17 @@ class TaskService:
             raise InvalidTransitionError(task_id, task.status.value, "cancel")
         raise ConditionFailedError(task_id)
 
+    def _enqueue_callback(self, cancelled: Task) -> None:
+        if cancelled.callback is None:
+            return
+        # the task has ended: its callback goes out like any other's
+        try:
+            self._queue.enqueue_callback(cancelled.task_id)
+        except DependencyUnavailableError as exc:
+            # the cancel itself stands; say loudly that its callback did not go
+            self._telemetry.task_event("callback_not_enqueued", cancelled, error=str(exc))
+            self._telemetry.metric("CallbacksFailed", 1, task_type=cancelled.name)
+
 
 def _terminal_changes(status: TaskStatus, now: str, *, error: TaskError | None, result: Any = None) -> dict[str, Any]:
     return {
@@ -322,6 +371,8 @@ def _terminal_changes(status: TaskStatus, now: str, *, error: TaskError | None, 
         "lease_expires_at": None,
         "next_attempt_at": None,
         "due_at": None,
+        "checkpoint": None,
+        "handed_over_at": None,
     }
 
 
@@ -343,30 +394,49 @@ class RunOutcome:
 
 
 class _RunContext:
-    """The TaskContext handed to a running task."""
+    """The TaskContext handed to a running task: one segment of one attempt.
+
+    Three clocks bound it (all ``time.monotonic``): the segment's end (what is left of the
+    worker invocation, or of the task's ``max_runtime_seconds`` if that comes first); the
+    task's ``timeout_seconds``, counted from the segment's start and again from each
+    checkpoint; and nothing else. At the segment's end a task that has checkpointed gets
+    SegmentEndedError (the worker hands it on), one that has not gets InvocationEndedError.
+    """
 
     def __init__(
         self,
         task: Task,
         repo: TaskRepository,
         clock: Clock,
-        deadline: float,
-        timeout: float,
-        min_interval: float,
+        *,
+        segment_seconds: float,
+        runtime_limited: bool,
+        policy: Policy,
         messages: MessageStore,
         http: HttpClient,
     ) -> None:
         self.task_id = task.task_id
         self._ref = task.ref
         self.attempt = task.attempts
+        self.segment = task.segments
         self.owner = task.owner
+        self._task = task
         self._repo = repo
         self._clock = clock
-        self._deadline = deadline
-        self._timeout = timeout
-        self._min_interval = min_interval
+        self._started = time.monotonic()
+        self._segment_end = self._started + segment_seconds
+        self._runtime_limited = runtime_limited
+        self._timeout = float(task.timeout_seconds)
+        self._timeout_end = self._started + self._timeout
+        self._lease_until = self.hard_deadline()  # the stored lease (less its grace) covers this
+        self._policy = policy
+        self._min_interval = policy.progress_min_interval_seconds
         self._last_write = 0.0
+        self._lock = threading.Lock()
         self._pending: tuple[float, str | None] | None = None
+        self._pending_checkpoint: tuple[Any] | None = None
+        self._resume = task.checkpoint
+        self.checkpointed = task.checkpoint is not None
         self._cancelled = False
         self._abandoned = threading.Event()
         self._messages = messages
@@ -381,32 +451,93 @@ class _RunContext:
         return self._http
 
     @property
+    def resume_state(self) -> Any:
+        return self._resume
+
+    @property
     def abandoned(self) -> bool:
         return self._abandoned.is_set()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
 
     def abandon(self) -> None:
         """Called by the worker when it gave up waiting; the task's next check stops it."""
         self._abandoned.set()
 
+    def hard_deadline(self) -> float:
+        """When the worker stops waiting for the task (monotonic)."""
+        return min(self._segment_end, self._timeout_end)
+
     def progress(self, percent: float, message: str | None = None) -> None:
         self.check()
         percent = max(0.0, min(100.0, float(percent)))
-        self._pending = (percent, message)
+        with self._lock:
+            self._pending = (percent, message)
         if time.monotonic() - self._last_write >= self._min_interval:
             self._flush()
         self.check()
 
+    def checkpoint(self, state: Any) -> None:
+        self.check()
+        try:
+            value = jsonsafe.normalise(state)
+        except jsonsafe.UnsafeJsonError as exc:
+            raise CheckpointError(f"checkpoint state is not valid, bounded JSON: {exc}") from None
+        size = len(json.dumps(value, separators=(",", ":")).encode())
+        limit = self._policy.checkpoint_max_bytes
+        if size > limit:
+            raise CheckpointError(
+                f"checkpoint state is {size} bytes as JSON; the limit is {limit} bytes "
+                "(keep large state elsewhere, e.g. in S3, and checkpoint its key)"
+            )
+        with self._lock:
+            self._pending_checkpoint = (value,)
+            self.checkpointed = True
+            self._timeout_end = time.monotonic() + self._timeout
+        if time.monotonic() - self._last_write >= self._min_interval:
+            self._flush()
+        self.check()
+
+    def take_pending(self, now: str) -> dict[str, Any]:
+        """The progress and checkpoint not yet written, as changes (and forget them)."""
+        changes: dict[str, Any] = {}
+        with self._lock:
+            if self._pending is not None:
+                percent, message = self._pending
+                changes["progress"] = Progress(round(percent, 2), message)
+            if self._pending_checkpoint is not None:
+                changes["checkpoint"] = self._pending_checkpoint[0]
+                changes["checkpointed_at"] = now
+            self._pending = None
+            self._pending_checkpoint = None
+        return changes
+
     def _flush(self) -> None:
-        if self._pending is None:
+        if self._abandoned.is_set():
+            return  # the worker has moved on (handed over, or gave up): no more writes
+        now = self._clock.now()
+        changes = self.take_pending(iso(now))
+        if not changes:
             return
-        percent, message = self._pending
-        self._pending = None
         self._last_write = time.monotonic()
+        # A task that checkpoints may run past the lease its claim wrote: keep the lease ahead
+        # (written only when it moved by a quarter of the timeout, to spare index writes).
+        deadline = self.hard_deadline()
+        if deadline - self._lease_until > max(1.0, self._timeout / 4):
+            lease = iso(after(now, deadline - time.monotonic() + self._policy.lease_grace_seconds))
+            changes["lease_expires_at"] = lease
+            changes["due_at"] = lease
+            self._lease_until = deadline
+        changes["updated_at"] = iso(now)
         try:
             task = self._repo.update(
                 self._ref,
-                {"progress": Progress(round(percent, 2), message), "updated_at": iso(self._clock.now())},
-                Expect(frozenset({TaskStatus.RUNNING}), attempts=self.attempt),
+                changes,
+                Expect(
+                    frozenset({TaskStatus.RUNNING}), attempts=self.attempt, segments=self.segment, handed_over=False
+                ),
             )
         except ConditionFailedError:
             # Our claim is gone (lease lost, task reclaimed): stop working on it.
@@ -414,13 +545,27 @@ class _RunContext:
             return
         self._cancelled = task.cancel_requested
 
+    def expired(self) -> TaskRunnerError | None:
+        """Why the task must stop now for lack of time, if it must."""
+        now = time.monotonic()
+        if now > self._timeout_end and self._timeout_end <= self._segment_end:
+            return TaskTimeoutError(self._timeout)
+        if now > self._segment_end:
+            if self._runtime_limited:
+                return MaxRuntimeExceededError(self._task.max_runtime_seconds, self.segment)
+            if self.checkpointed:
+                return SegmentEndedError(now - self._started)
+            return invocation_ended(now - self._started, self._timeout)
+        return None
+
     def check(self) -> None:
         if self._abandoned.is_set():
             raise TaskCancelledError("the worker stopped waiting for this attempt")
         if self._cancelled:
             raise TaskCancelledError("cancelled by request")
-        if time.monotonic() > self._deadline:
-            raise TaskTimeoutError(self._timeout)
+        stop = self.expired()
+        if stop is not None:
+            raise stop
 
     def sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -429,13 +574,30 @@ class _RunContext:
             left = end - time.monotonic()
             if left <= 0:
                 return
-            if self._pending is not None and time.monotonic() - self._last_write >= self._min_interval:
+            if (
+                self._pending is not None or self._pending_checkpoint is not None
+            ) and time.monotonic() - self._last_write >= self._min_interval:
                 self._flush()
             time.sleep(min(left, 0.1))
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Continuation:
+    """What a continuation message carries: the attempt and segment it continues."""
+
+    attempt: int
+    segment: int
+    handed_over_at: str | None = None
+
+
 class WorkerService:
-    """Runs one delivery of a task message: claim, run, record the outcome."""
+    """Runs one delivery of a task message: claim, run, record the outcome.
+
+    Long jobs: a task that has checkpointed and reaches the end of its worker invocation is
+    handed on (a new *segment*, not a new attempt): its checkpoint is stored, it stays RUNNING
+    with ``handed_over_at`` set, and a continuation message starts the next segment in a fresh
+    invocation, which claims only the task still waiting after exactly that segment.
+    """
 
     def __init__(
         self,
@@ -460,13 +622,26 @@ class WorkerService:
         self._rand = rand
         self._telemetry = telemetry or NullTelemetry()
 
-    def run(self, ref: TaskRef, *, remaining_seconds: float = 900.0, timeout_hint: float | None = None) -> RunOutcome:
-        """Run one delivery. ``timeout_hint`` (from the message) sizes the claim's lease."""
+    def run(
+        self,
+        ref: TaskRef,
+        *,
+        remaining_seconds: float = 900.0,
+        timeout_hint: float | None = None,
+        continuation: Continuation | None = None,
+        invocation_seconds: float | None = None,
+    ) -> RunOutcome:
+        """Run one delivery. ``timeout_hint`` (from the message) sizes the claim's lease;
+        ``invocation_seconds``: the time a fresh invocation has (what was left when this one
+        started), so a record is handed back only when a fresh invocation would do better (a
+        worker whose whole invocation is shorter than the task's timeout runs it for what it has)."""
         p = self._policy
         task_id = ref.task_id
         now = self._clock.now()
         budget = max(1.0, remaining_seconds - p.stop_margin_seconds)
-        if timeout_hint and timeout_hint > budget:
+        # unknown: assume a fresh invocation gives any task its whole timeout
+        fresh = math.inf if invocation_seconds is None else max(budget, invocation_seconds - p.stop_margin_seconds)
+        if timeout_hint and timeout_hint > budget and fresh > budget + 1:
             # What is left of this invocation (later records of a batch) cannot give the task
             # its whole timeout: leave it unclaimed, attempt unspent, for a fresh invocation.
             logger.info(
@@ -476,21 +651,38 @@ class WorkerService:
             return RunOutcome.later(0)
         run_for = max(1.0, min(float(timeout_hint or p.max_timeout_seconds), budget))
         lease = iso(after(now, run_for + p.lease_grace_seconds))
+        claim = {
+            "status": TaskStatus.RUNNING,
+            "started_at": iso(now),
+            "updated_at": iso(now),
+            "lease_expires_at": lease,
+            "due_at": lease,
+            "next_attempt_at": None,
+            "handed_over_at": None,
+        }
         try:
             # The claim: one conditional write that also returns the task (no read first).
-            task = self._repo.update(
-                ref,
-                {
-                    "status": TaskStatus.RUNNING,
-                    "started_at": iso(now),
-                    "updated_at": iso(now),
-                    "lease_expires_at": lease,
-                    "due_at": lease,
-                    "next_attempt_at": None,
-                },
-                Expect(frozenset({TaskStatus.PENDING, TaskStatus.RETRYING}), lease_expired_before=iso(now)),
-                increment_attempts=True,
-            )
+            if continuation is None:
+                task = self._repo.update(
+                    ref,
+                    claim,
+                    Expect(frozenset({TaskStatus.PENDING, TaskStatus.RETRYING}), lease_expired_before=iso(now)),
+                    increment_attempts=True,
+                    increment_segments=True,
+                )
+            else:
+                del claim["status"], claim["started_at"], claim["next_attempt_at"]
+                task = self._repo.update(
+                    ref,
+                    claim,
+                    Expect(
+                        frozenset({TaskStatus.RUNNING}),
+                        attempts=continuation.attempt,
+                        segments=continuation.segment,
+                        handed_over=True,
+                    ),
+                    increment_segments=True,
+                )
         except TaskNotFoundError:
             logger.warning("message for unknown task dropped", extra={"task_id": task_id})
             return RunOutcome.finished()
@@ -501,17 +693,34 @@ class WorkerService:
             if current.is_terminal:
                 self._ensure_callback(current)
                 return RunOutcome.finished(current)
+            if continuation is not None:
+                # Another delivery of this hand-over already started the next segment (or the
+                # task was reclaimed after a crash): that one carries the task.
+                self._telemetry.task_event(
+                    "continuation_dropped", current, attempt=continuation.attempt, segment=continuation.segment
+                )
+                return RunOutcome.finished(current)
             # Another delivery holds a live claim: look again once its lease has run out.
             wait = p.lease_grace_seconds
             if current.lease_expires_at:
                 wait = int((parse_iso(current.lease_expires_at) - now).total_seconds()) + 1
             return RunOutcome.later(max(1, min(wait, 43_000)), current)
-        run_for = min(float(task.timeout_seconds), budget)
         waited_ms = max(0.0, (now - parse_iso(task.created_at)).total_seconds() * 1000)
-        self._telemetry.task_event("started", task, attempt=task.attempts, queue_wait_ms=round(waited_ms))
-        self._telemetry.metric("TasksStarted", 1, task_type=task.name)
-        if task.attempts == 1:
-            self._telemetry.metric("QueueWait", waited_ms, unit="Milliseconds", task_type=task.name)
+        if continuation is None:
+            self._telemetry.task_event(
+                "started", task, attempt=task.attempts, segment=task.segments, queue_wait_ms=round(waited_ms)
+            )
+            self._telemetry.metric("TasksStarted", 1, task_type=task.name)
+            if task.attempts == 1:
+                self._telemetry.metric("QueueWait", waited_ms, unit="Milliseconds", task_type=task.name)
+        else:
+            fields: dict[str, Any] = {"attempt": task.attempts, "segment": task.segments}
+            if continuation.handed_over_at:
+                gap = (now - parse_iso(continuation.handed_over_at)).total_seconds() * 1000
+                fields["hand_over_gap_ms"] = round(gap)
+                self._telemetry.metric("HandOverGap", gap, unit="Milliseconds", task_type=task.name)
+            self._telemetry.task_event("segment_started", task, **fields)
+            self._telemetry.metric("SegmentsStarted", 1, task_type=task.name)
         if task.attempts > task.max_attempts:
             return self._finish_failed(
                 task,
@@ -522,25 +731,28 @@ class WorkerService:
             )
         if task.cancel_requested:
             return self._finish(task, TaskStatus.CANCELLED, error=None)
-        return self._execute(task, run_for)
+        runtime_left = task.max_runtime_seconds - (now - parse_iso(task.started_at or iso(now))).total_seconds()
+        if runtime_left <= 0:
+            error = MaxRuntimeExceededError(task.max_runtime_seconds, task.segments - 1)
+            return self._finish_failed(task, TaskError(type(error).__name__, str(error)))
+        return self._execute(task, budget, runtime_left)
 
-    def _execute(self, task: Task, run_for: float) -> RunOutcome:
+    def _execute(self, task: Task, budget: float, runtime_left: float) -> RunOutcome:
         p = self._policy
         try:
             task_type = self._catalog.get(task.name)
             parameters = task_type.validate(task.parameters)
         except (TaskRunnerError, InvalidParametersError) as exc:
             return self._finish_failed(task, TaskError(type(exc).__name__, str(exc)))
-        deadline = time.monotonic() + run_for
         ctx = _RunContext(
             task,
             self._repo,
             self._clock,
-            deadline,
-            run_for,
-            p.progress_min_interval_seconds,
-            self._messages,
-            self._http,
+            segment_seconds=min(budget, runtime_left),
+            runtime_limited=runtime_left <= budget,
+            policy=p,
+            messages=self._messages,
+            http=self._http,
         )
         box: dict[str, Any] = {}
 
@@ -552,19 +764,31 @@ class WorkerService:
 
         thread = threading.Thread(target=target, name=f"task-{task.task_id}", daemon=True)
         thread.start()
-        thread.join(run_for + 0.5)
+        # the deadline moves with each checkpoint: wait in slices
+        while thread.is_alive() and time.monotonic() < ctx.hard_deadline() + 0.5:
+            thread.join(min(0.25, max(0.01, ctx.hard_deadline() + 0.5 - time.monotonic())))
         if thread.is_alive():
             ctx.abandon()
-            return self._failure(task, TaskTimeoutError(run_for), retryable=True)
+            box["error"] = ctx.expired() or TaskTimeoutError(task.timeout_seconds)
         if "error" in box:
             failure: BaseException = box["error"]
+            if isinstance(failure, SegmentEndedError):
+                return self._hand_over(task, ctx)
             if isinstance(failure, TaskCancelledError):
                 if ctx.abandoned:
                     return RunOutcome.finished()
                 return self._finish(task, TaskStatus.CANCELLED, error=None)
             if isinstance(failure, TaskTimeoutError):
                 return self._failure(task, failure, retryable=True)
-            permanent = (NonRetryableError, InvalidParametersError, EgressDeniedError, ValueError, TypeError)
+            permanent = (
+                NonRetryableError,
+                InvalidParametersError,
+                EgressDeniedError,
+                MaxRuntimeExceededError,
+                CheckpointError,
+                ValueError,
+                TypeError,
+            )
             retryable = not isinstance(failure, permanent)
             if isinstance(failure, DependencyUnavailableError):
                 retryable = True
@@ -587,6 +811,45 @@ class WorkerService:
             )
         return self._finish(task, TaskStatus.COMPLETED, error=None, result=result)
 
+    def _hand_over(self, task: Task, ctx: _RunContext) -> RunOutcome:
+        """End this segment: store the checkpoint, leave the task RUNNING between segments and
+        send the message that starts the next one in a fresh invocation."""
+        ctx.abandon()  # the task's thread writes nothing more
+        p = self._policy
+        now = self._clock.now()
+        due = iso(after(now, p.pending_grace_seconds))
+        changes = ctx.take_pending(iso(now))
+        changes.update(handed_over_at=iso(now), updated_at=iso(now), lease_expires_at=due, due_at=due)
+        try:
+            waiting = self._repo.update(
+                task.ref,
+                changes,
+                Expect(
+                    frozenset({TaskStatus.RUNNING}), attempts=task.attempts, segments=task.segments, handed_over=False
+                ),
+                current=task,
+            )
+        except ConditionFailedError:
+            self._telemetry.task_event("claim_lost", task)
+            return RunOutcome.finished()
+        self._telemetry.task_event(
+            "segment_ended",
+            waiting,
+            attempt=waiting.attempts,
+            segment=waiting.segments,
+            segment_ms=round(ctx.elapsed * 1000),
+            progress=waiting.progress.percent,
+        )
+        self._telemetry.metric("SegmentsHandedOver", 1, task_type=task.name)
+        if waiting.cancel_requested:
+            return self._finish(waiting, TaskStatus.CANCELLED, error=None)
+        try:
+            self._queue.enqueue(waiting, continuation=True)
+        except DependencyUnavailableError as exc:
+            # stored as waiting: the reconciler sends the continuation once it is due
+            self._telemetry.task_event("continuation_not_enqueued", waiting, error=str(exc))
+        return RunOutcome.finished(waiting)
+
     def _failure(self, task: Task, exc: BaseException, *, retryable: bool) -> RunOutcome:
         error = TaskError(type(exc).__name__, str(exc) or type(exc).__name__)
         if not retryable or task.attempts >= task.max_attempts:
@@ -606,7 +869,7 @@ class WorkerService:
                     "lease_expires_at": None,
                     "due_at": iso(after(now, delay + p.pending_grace_seconds)),
                 },
-                Expect(frozenset({TaskStatus.RUNNING}), attempts=task.attempts),
+                Expect(frozenset({TaskStatus.RUNNING}), attempts=task.attempts, segments=task.segments),
                 current=task,
             )
         except ConditionFailedError:
@@ -627,7 +890,10 @@ class WorkerService:
             changes["progress"] = Progress(100.0, "completed")
         try:
             final = self._repo.update(
-                task.ref, changes, Expect(frozenset({TaskStatus.RUNNING}), attempts=task.attempts), current=task
+                task.ref,
+                changes,
+                Expect(frozenset({TaskStatus.RUNNING}), attempts=task.attempts, segments=task.segments),
+                current=task,
             )
         except ConditionFailedError:
             # The claim was lost (lease expired and another delivery took over): its outcome wins.
@@ -643,7 +909,7 @@ class WorkerService:
             TaskStatus.FAILED: "TasksFailed",
             TaskStatus.CANCELLED: "TasksCancelled",
         }[task.status]
-        fields: dict[str, Any] = {"attempts": task.attempts}
+        fields: dict[str, Any] = {"attempts": task.attempts, "segments": task.segments}
         if task.error is not None:
             fields.update(error_type=task.error.type, error=task.error.message)
         if task.started_at and task.completed_at:
@@ -806,18 +1072,38 @@ class Reconciler:
                 continue
             # Push due_at forward first so concurrent sweeps do not pile up messages.
             new_due = iso(after(now, self._policy.pending_grace_seconds))
+            waiting = stuck.status is TaskStatus.RUNNING and stuck.handed_over_at is not None
             try:
-                task = self._repo.update(
-                    stuck.ref,
-                    {"due_at": new_due},
-                    Expect(frozenset({stuck.status}), attempts=stuck.attempts),
-                )
+                if waiting:
+                    # between two segments, its continuation message lost: send it again (the
+                    # lease moves too, so the waiting task is not taken for a crashed one)
+                    task = self._repo.update(
+                        stuck.ref,
+                        {"due_at": new_due, "lease_expires_at": new_due},
+                        Expect(
+                            frozenset({TaskStatus.RUNNING}),
+                            attempts=stuck.attempts,
+                            segments=stuck.segments,
+                            handed_over=True,
+                        ),
+                    )
+                else:
+                    task = self._repo.update(
+                        stuck.ref,
+                        {"due_at": new_due},
+                        Expect(frozenset({stuck.status}), attempts=stuck.attempts),
+                    )
             except ConditionFailedError:
                 continue
-            self._queue.enqueue(task)
-            self._telemetry.task_event(
-                "redriven", task, reason="lease expired" if task.status is TaskStatus.RUNNING else "not picked up"
+            self._queue.enqueue(task, continuation=waiting)
+            reason = (
+                "hand-over not picked up"
+                if waiting
+                else "lease expired"
+                if task.status is TaskStatus.RUNNING
+                else "not picked up"
             )
+            self._telemetry.task_event("redriven", task, reason=reason)
             self._telemetry.metric("TasksRedriven", 1, task_type=task.name)
             redriven.append(task.task_id)
         return redriven

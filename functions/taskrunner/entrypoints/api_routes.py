@@ -104,6 +104,7 @@ async def submit_task(
         timeout_seconds=body.timeout_seconds,
         metadata=body.metadata,
         priority=body.priority,
+        max_runtime_seconds=body.max_runtime_seconds,
     )
     result = svc.tasks.submit(owner, request, idempotency_key=idempotency_key)
     task = result.task
@@ -219,6 +220,7 @@ async def cancel_task(task_id: str, request: Request, svc: ServicesDep, owner: O
 
 @api.get("/api/task-types", response_model=schemas.TaskTypeList, tags=["tasks"], summary="Registered task types")
 async def task_types(svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
+    policy = svc.settings.policy
     return {
         "task_types": [
             {
@@ -226,10 +228,18 @@ async def task_types(svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
                 "description": t.description,
                 "queue": t.queue,
                 "timeout_seconds": t.timeout_seconds,
+                "checkpoints": t.checkpoints,
                 "parameters_schema": t.parameters_schema(),
             }
             for t in svc.tasks.catalog.all()
-        ]
+        ],
+        "limits": {
+            "max_timeout_seconds": policy.max_timeout_seconds,
+            "default_max_runtime_seconds": min(policy.default_max_runtime_seconds, policy.max_runtime_limit_seconds),
+            "max_runtime_seconds": policy.max_runtime_limit_seconds,
+            "checkpoint_max_bytes": policy.checkpoint_max_bytes,
+            "result_max_bytes": policy.result_max_bytes,
+        },
     }
 
 

@@ -41,7 +41,20 @@ class TaskCreate(BaseModel):
     max_attempts: int | None = Field(
         default=None, ge=1, le=10, description="Attempts before the task is FAILED (default 3)."
     )
-    timeout_seconds: int | None = Field(default=None, ge=1, le=840, description="Per-attempt time limit.")
+    timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=840,
+        description="Per-attempt time limit; for a task that checkpoints, the longest it may run without a checkpoint.",
+    )
+    max_runtime_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=604_800,
+        description="Total running time allowed, across the worker invocations a task that checkpoints is "
+        "continued over and across its attempts, counted from its first start (default and limit: "
+        "GET /api/task-types, 24 h unless the deployment sets otherwise).",
+    )
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Free-form data echoed back in the task and callback."
     )
@@ -139,6 +152,12 @@ class TaskPublic(BaseModel):
     attempts: int
     max_attempts: int
     timeout_seconds: int
+    max_runtime_seconds: int
+    segments: int = Field(description="Worker invocations the task has run in so far (a long task: several).")
+    checkpointed_at: str | None = Field(default=None, description="When the task last saved a checkpoint.")
+    between_segments: bool = Field(
+        description="RUNNING, waiting for its next segment to start in a fresh worker invocation."
+    )
     cancel_requested: bool
     next_attempt_at: str | None = None
     created_at: str
@@ -167,11 +186,23 @@ class TaskTypePublic(BaseModel):
     description: str
     queue: str
     timeout_seconds: int
+    checkpoints: bool = Field(
+        description="Saves checkpoints, so runs longer than one worker invocation continue in the next."
+    )
     parameters_schema: dict[str, Any]
+
+
+class TaskLimits(BaseModel):
+    max_timeout_seconds: int = Field(description="The most timeout_seconds may be.")
+    default_max_runtime_seconds: int = Field(description="max_runtime_seconds when a submission gives none.")
+    max_runtime_seconds: int = Field(description="The most max_runtime_seconds may be.")
+    checkpoint_max_bytes: int = Field(description="The largest checkpoint state, as JSON.")
+    result_max_bytes: int = Field(description="The largest task result, as JSON.")
 
 
 class TaskTypeList(BaseModel):
     task_types: list[TaskTypePublic]
+    limits: TaskLimits
 
 
 class MessagePublic(BaseModel):

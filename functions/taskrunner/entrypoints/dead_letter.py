@@ -17,7 +17,7 @@ def fail_record(record: Any, services: Services) -> None:
     if parsed is None:
         logger.error("malformed dead-letter message dropped", extra={"message_id": record.message_id})
         return
-    ref, _ = parsed
+    ref = parsed[0]
     receives = record.attributes.approximate_receive_count if hasattr(record, "attributes") else "?"
     services.worker.fail_from_dead_letter(
         ref.task_id,

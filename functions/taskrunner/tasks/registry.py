@@ -23,6 +23,15 @@ class RegisteredTaskType:
     queue: str = "default"
     timeout_seconds: int = 60
     url_parameters: tuple[str, ...] = ()
+    # saves checkpoints, so may run longer than one worker invocation (see TaskContext)
+    checkpoints: bool = False
+    # the running time the parameters need at least, when the type can tell
+    runtime: Callable[[Any], float] | None = None
+
+    def runtime_needed(self, parameters: Mapping[str, Any]) -> float | None:
+        if self.runtime is None:
+            return None
+        return self.runtime(self.parameters_model.model_validate(dict(parameters)))
 
     def validate(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
         try:
@@ -60,11 +69,13 @@ class TaskRegistry:
         queue: str = "default",
         timeout_seconds: int = 60,
         url_parameters: tuple[str, ...] = (),
+        checkpoints: bool = False,
+        runtime: Callable[[Any], float] | None = None,
     ) -> None:
         if name in self._types:
             raise ValueError(f"task type {name!r} is already registered")
         self._types[name] = RegisteredTaskType(
-            name, description, parameters_model, function, queue, timeout_seconds, url_parameters
+            name, description, parameters_model, function, queue, timeout_seconds, url_parameters, checkpoints, runtime
         )
 
     def get(self, name: str) -> RegisteredTaskType:
