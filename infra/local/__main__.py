@@ -79,6 +79,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="extra environment variable for every function"
     )
+    p.add_argument(
+        "--function-timeout",
+        action="append",
+        default=[],
+        metavar="FUNCTION=SECONDS",
+        help="run a function with a shorter (or longer) timeout than template.yaml's, e.g. WorkerFunction=20 to "
+        "see long tasks continue across invocations in seconds",
+    )
     p.add_argument("--state-file", default=os.environ.get("LOCAL_STATE_FILE", str(ROOT / ".local" / "runner.json")))
     p.add_argument(
         "--aws-state-dir",
@@ -100,6 +108,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--verbose", action="store_true")
     return p.parse_args(argv)
+
+
+def function_timeouts(given: list[str], specs: dict[str, FunctionSpec]) -> dict[str, int]:
+    """``--function-timeout FUNCTION=SECONDS`` values, checked against the template."""
+    out: dict[str, int] = {}
+    for item in given:
+        name, _, value = item.partition("=")
+        if name not in specs:
+            raise SystemExit(f"--function-timeout {item}: no function {name!r} in template.yaml ({', '.join(specs)})")
+        try:
+            seconds = int(value)
+        except ValueError:
+            seconds = 0
+        if not 1 <= seconds <= 900:
+            raise SystemExit(f"--function-timeout {item}: seconds must be a whole number from 1 to 900 (Lambda's range)")
+        out[name] = seconds
+    return out
 
 
 @dataclasses.dataclass
@@ -308,6 +333,9 @@ class Stack:
         session = boto3.session.Session(region_name=region)
         template = load_template()
         specs = functions(template)
+        timeouts = function_timeouts(args.function_timeout, specs)
+        for name, seconds in timeouts.items():
+            specs[name].timeout = seconds
         runtime_task = asyncio.create_task(
             asyncio.to_thread(prepare_runtime, list(specs), args.quick_env, ROOT / ".local" / "bundles")
         )
@@ -344,6 +372,7 @@ class Stack:
             xray_address=xray_address,
             stream_port=stream_port,
             user=dict(kv.split("=", 1) for kv in args.set),
+            timeouts=timeouts,
         )
         runtime = await runtime_task
         self.summary.append(("functions run on", runtime.note))

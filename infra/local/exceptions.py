@@ -29,7 +29,8 @@ class LocalException:
     why: str
     functions: tuple[str, ...] = ()  # empty: every function
     # "env": an environment variable; "secret": a provisioned secret's value; "credentials":
-    # each function's own key (infra/local/iam.py), merged by the runner
+    # each function's own key (infra/local/iam.py), merged by the runner; "setting": a
+    # function setting of template.yaml the runner was asked to change (--function-timeout)
     kind: str = "env"
 
     def applies_to(self, function: str) -> bool:
@@ -48,6 +49,7 @@ def local_exceptions(
     xray_address: str,
     stream_port: int | None,
     user: dict[str, str] | None = None,
+    timeouts: dict[str, int] | None = None,
 ) -> list[LocalException]:
     api, stream = ("ApiFunction",), ("StreamFunction",)
     found = [
@@ -118,6 +120,17 @@ def local_exceptions(
         )
     for key, value in (user or {}).items():
         found.append(LocalException(key, value, "--set on the command line"))
+    for function, seconds in (timeouts or {}).items():
+        found.append(
+            LocalException(
+                "Timeout",
+                f"{seconds} s",
+                "--function-timeout on the command line (template.yaml's timeout is not used: the function's "
+                "invocations end, and report the time left, as a function with this timeout's would)",
+                (function,),
+                kind="setting",
+            )
+        )
     return found
 
 
@@ -135,7 +148,7 @@ def describe(exceptions: Iterable[LocalException]) -> list[str]:
             f"{e.variable} (secret value)"
             if e.kind == "secret"
             else f"{e.variable}: {e.value}"
-            if e.kind == "credentials"
+            if e.kind in ("credentials", "setting")
             else f"{e.variable}={e.shown_value()}"
         )
         lines.append(f"{label}  [{where}]  {e.why}")

@@ -41,13 +41,14 @@ def run(params: SleepParameters, ctx: TaskContext) -> dict[str, object]:
     each = params.seconds / steps
     for step in range(_resumed_step(ctx.resume_state, steps), steps):
         ctx.sleep(each)
-        # checkpoint first, then progress: the stored progress never runs ahead of the state
-        # a resumed run goes on from, so progress never goes back across segments
-        ctx.checkpoint({"step": step + 1})
         ctx.progress(
             100 * (step + 1) / steps,
             f"slept {min(params.seconds, (step + 1) * each):g} of {params.seconds:g} s",
         )
+        # written with the next progress (or at the hand-over): the stored progress is at most
+        # one step ahead of the stored checkpoint, and a run resumed from it reports that very
+        # step next, so progress never goes back, across segments or after a crash
+        ctx.checkpoint({"step": step + 1})
     return {"slept_seconds": params.seconds, "message": f"Task completed after {params.seconds:g} seconds"}
 
 
