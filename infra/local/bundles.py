@@ -22,6 +22,8 @@ RUNTIME = "3.13"  # template.yaml Globals: Runtime python3.13
 EXTRA_NO_DEPS = ("aws-xray-sdk", "wrapt")
 # The runtime's SDK, pinned by the product
 SDK = ("boto3", "botocore")
+# Files functions/Makefile removes from a kind's bundle after installing it (`rm -f` lines)
+LEFT_OUT = {"api": ("fastapi_offline/static/redoc.standalone.js",)}
 
 
 def runtime_python(version: str = RUNTIME) -> str | None:
@@ -74,7 +76,7 @@ def bundle_spec(kind: str) -> tuple[list[str], list[str], str]:
     extras = [f"{name}=={pins[name]}" for name in EXTRA_NO_DEPS]
     req = FUNCTIONS / "requirements" / f"{kind}.txt"
     key = hashlib.sha256(
-        "\n".join([_requirements_text(req), *sdk, *extras, sys.platform, RUNTIME]).encode()
+        "\n".join([_requirements_text(req), *sdk, *extras, *LEFT_OUT.get(kind, ()), sys.platform, RUNTIME]).encode()
     ).hexdigest()[:16]
     return sdk, extras, key
 
@@ -97,6 +99,8 @@ def ensure_bundle(kind: str, python: str, cache: Path) -> tuple[Path, bool]:
         # as functions/Makefile: Powertools' HTTP event_handler is left out, and no scripts
         shutil.rmtree(building / "aws_lambda_powertools" / "event_handler", ignore_errors=True)
         shutil.rmtree(building / "bin", ignore_errors=True)
+        for name in LEFT_OUT.get(kind, ()):
+            (building / name).unlink(missing_ok=True)
         (building / ".complete").write_text(key + "\n")
         try:
             building.rename(target)

@@ -1,6 +1,7 @@
 """Each function's deployed bundle carries only its own dependencies (functions/Makefile):
 importing and running a handler must not need what its bundle leaves out."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,16 @@ def test_bundle_requirements_are_pinned_and_consistent():
     lowered = {k.lower().replace("_", "-"): v for k, v in constraints.items()}
     for name, version in pins.items():
         assert lowered.get(name) == version, f"{name}=={version} differs from constraints.txt"
+
+
+def test_local_bundles_leave_out_what_the_makefile_removes():
+    from infra.local.bundles import LEFT_OUT, function_kinds
+
+    makefile = (ROOT / "functions" / "Makefile").read_text()
+    removed: dict[str, set[str]] = {}
+    for function, kind in function_kinds().items():
+        recipe = makefile.split(f"\nbuild-{function}:\n", 1)[1].split("\n\n", 1)[0]
+        found = set(re.findall(r'^\trm -f "\$\(ARTIFACTS_DIR\)/([^"]+)"$', recipe, flags=re.MULTILINE))
+        assert removed.setdefault(kind, found) == found, f"{kind} bundles differ between functions"
+    assert {kind: files for kind, files in removed.items() if files} == {k: set(v) for k, v in LEFT_OUT.items()}
+    assert "fastapi_offline/static/redoc.standalone.js" in LEFT_OUT["api"]
