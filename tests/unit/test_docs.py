@@ -140,3 +140,27 @@ def test_docs_off_serves_neither_page_nor_assets():
     client = TestClient(create_app(lambda: fakes.services, docs=False))
     for path in ("/docs", "/docs/assets/swagger-ui-bundle.js", "/openapi.json", "/redoc"):
         assert client.get(path).status_code == 404, path
+
+
+def test_gzipped_assets_are_sent_gzipped_or_unpacked(world, tmp_path, monkeypatch):
+    """As in the API bundle (functions/Makefile stores the script and style sheet gzipped)."""
+    import gzip
+
+    from taskrunner.entrypoints import api_docs
+
+    client, _ = world
+    script = b"window.SwaggerUIBundle = function () {};\n" * 50
+    (tmp_path / "swagger-ui-bundle.js.gz").write_bytes(gzip.compress(script, mtime=0))
+    monkeypatch.setattr(api_docs, "assets_dir", lambda: tmp_path)
+
+    browser = client.get("/docs/assets/swagger-ui-bundle.js", headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert browser.status_code == 200
+    assert browser.headers["content-encoding"] == "gzip" and browser.headers["vary"] == "Accept-Encoding"
+    assert browser.content == script  # the client unpacked it
+    assert browser.headers["content-type"].startswith("text/javascript")
+    plain = client.get("/docs/assets/swagger-ui-bundle.js", headers={"Accept-Encoding": "identity"})
+    assert plain.status_code == 200 and "content-encoding" not in plain.headers and plain.content == script
+    refused = client.get("/docs/assets/swagger-ui-bundle.js", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers and refused.content == script
+    assert browser.headers["etag"] != plain.headers["etag"]
+    assert client.get("/docs/assets/swagger-ui.css").status_code == 404  # neither file nor .gz here

@@ -2,13 +2,16 @@
 and the API-key security scheme the OpenAPI document declares for every /api route.
 
 Swagger UI's script, style sheet and icon come from the pinned ``fastapi-offline`` package
-(functions/requirements/api.txt; its ReDoc bundle is left out of the API bundle). Files are
-read when they are requested, never at import.
+(functions/requirements/api.txt). In the API bundle its ReDoc bundle is left out and the
+script and style sheet are stored gzipped (functions/Makefile): they are sent as they are to
+clients that accept gzip (every browser), and unpacked for the others. Files are read when
+they are requested, never at import.
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import importlib.util
 import re
@@ -57,16 +60,30 @@ def assets_dir() -> Path | None:
     return Path(next(iter(spec.submodule_search_locations))) / "static"
 
 
-def read_asset(name: str) -> tuple[bytes, str] | None:
-    """The bytes and content type of one of Swagger UI's files, or None."""
+def read_asset(name: str, *, gzip_ok: bool = False) -> tuple[bytes, str, str | None] | None:
+    """The bytes, content type and content encoding of one of Swagger UI's files, or None.
+    A file stored as ``<name>.gz`` is returned gzipped when ``gzip_ok``, else unpacked."""
     content_type = ASSETS.get(name)
     folder = assets_dir()
     if content_type is None or folder is None:
         return None
     try:
-        return (folder / name).read_bytes(), content_type
+        return (folder / name).read_bytes(), content_type, None
+    except OSError:
+        pass
+    try:
+        packed = (folder / f"{name}.gz").read_bytes()
     except OSError:
         return None
+    return (packed, content_type, "gzip") if gzip_ok else (gzip.decompress(packed), content_type, None)
+
+
+def accepts_gzip(request: Request) -> bool:
+    for item in request.headers.get("accept-encoding", "").split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "*") and params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00"):
+            return True
+    return False
 
 
 def _security_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -100,12 +117,14 @@ def docs_page(request: Request) -> Response:
 @router.get("/docs/assets/{name}")
 def docs_asset(name: str, request: Request) -> Response:
     """Swagger UI's script, style sheet or icon."""
-    found = read_asset(name)
+    found = read_asset(name, gzip_ok=accepts_gzip(request))
     if found is None:
         return JSONResponse({"detail": "not found"}, status_code=404)
-    body, content_type = found
+    body, content_type, encoding = found
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    headers = _security_headers({"ETag": etag, "Cache-Control": "public, max-age=3600"})
+    headers = _security_headers({"ETag": etag, "Cache-Control": "public, max-age=3600", "Vary": "Accept-Encoding"})
+    if encoding:
+        headers["Content-Encoding"] = encoding
     if etag in {tag.strip() for tag in request.headers.get("if-none-match", "").split(",")}:
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=content_type, headers=headers)
