@@ -6,6 +6,7 @@ the hash of what goes in. boto3/botocore come at the versions constraints.txt pi
 from __future__ import annotations
 
 import glob
+import gzip
 import hashlib
 import os
 import re
@@ -22,6 +23,10 @@ RUNTIME = "3.13"  # template.yaml Globals: Runtime python3.13
 EXTRA_NO_DEPS = ("aws-xray-sdk", "wrapt")
 # The runtime's SDK, pinned by the product
 SDK = ("boto3", "botocore")
+# Files functions/Makefile removes from a kind's bundle after installing it (`rm -f` lines),
+# and files it stores gzipped as <name>.gz (`gzip -9n` lines)
+LEFT_OUT = {"api": ("fastapi_offline/static/redoc.standalone.js",)}
+GZIPPED = {"api": ("fastapi_offline/static/swagger-ui-bundle.js", "fastapi_offline/static/swagger-ui.css")}
 
 
 def runtime_python(version: str = RUNTIME) -> str | None:
@@ -74,7 +79,17 @@ def bundle_spec(kind: str) -> tuple[list[str], list[str], str]:
     extras = [f"{name}=={pins[name]}" for name in EXTRA_NO_DEPS]
     req = FUNCTIONS / "requirements" / f"{kind}.txt"
     key = hashlib.sha256(
-        "\n".join([_requirements_text(req), *sdk, *extras, sys.platform, RUNTIME]).encode()
+        "\n".join(
+            [
+                _requirements_text(req),
+                *sdk,
+                *extras,
+                *LEFT_OUT.get(kind, ()),
+                *GZIPPED.get(kind, ()),
+                sys.platform,
+                RUNTIME,
+            ]
+        ).encode()
     ).hexdigest()[:16]
     return sdk, extras, key
 
@@ -97,6 +112,10 @@ def ensure_bundle(kind: str, python: str, cache: Path) -> tuple[Path, bool]:
         # as functions/Makefile: Powertools' HTTP event_handler is left out, and no scripts
         shutil.rmtree(building / "aws_lambda_powertools" / "event_handler", ignore_errors=True)
         shutil.rmtree(building / "bin", ignore_errors=True)
+        for name in LEFT_OUT.get(kind, ()):
+            (building / name).unlink(missing_ok=True)
+        for name in GZIPPED.get(kind, ()):
+            _gzip(building / name)
         (building / ".complete").write_text(key + "\n")
         try:
             building.rename(target)
@@ -106,6 +125,14 @@ def ensure_bundle(kind: str, python: str, cache: Path) -> tuple[Path, bool]:
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return target, True
+
+
+def _gzip(path: Path) -> None:
+    """``gzip -9n path``: path.gz in its place, no name or time stored."""
+    with path.open("rb") as source, path.with_name(path.name + ".gz").open("wb") as target:
+        with gzip.GzipFile(filename="", mode="wb", compresslevel=9, fileobj=target, mtime=0) as packed:
+            shutil.copyfileobj(source, packed)
+    path.unlink()
 
 
 def _pip(cmd: list[str]) -> None:

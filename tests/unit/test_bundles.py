@@ -1,6 +1,7 @@
 """Each function's deployed bundle carries only its own dependencies (functions/Makefile):
 importing and running a handler must not need what its bundle leaves out."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,37 @@ def test_bundle_requirements_are_pinned_and_consistent():
     lowered = {k.lower().replace("_", "-"): v for k, v in constraints.items()}
     for name, version in pins.items():
         assert lowered.get(name) == version, f"{name}=={version} differs from constraints.txt"
+
+
+def test_local_bundles_leave_out_and_gzip_what_the_makefile_does():
+    from infra.local.bundles import GZIPPED, LEFT_OUT, function_kinds
+
+    makefile = (ROOT / "functions" / "Makefile").read_text()
+    removed: dict[str, set[str]] = {}
+    packed: dict[str, set[str]] = {}
+    for function, kind in function_kinds().items():
+        recipe = makefile.split(f"\nbuild-{function}:\n", 1)[1].split("\n\n", 1)[0]
+        gone = set(re.findall(r'^\trm -f "\$\(ARTIFACTS_DIR\)/([^"]+)"$', recipe, flags=re.MULTILINE))
+        zipped = set()
+        for line in re.findall(r"^\tgzip -9n (.+)$", recipe, flags=re.MULTILINE):
+            zipped |= set(re.findall(r'"\$\(ARTIFACTS_DIR\)/([^"]+)"', line))
+        assert removed.setdefault(kind, gone) == gone, f"{kind} bundles differ between functions"
+        assert packed.setdefault(kind, zipped) == zipped, f"{kind} bundles differ between functions"
+    assert {kind: files for kind, files in removed.items() if files} == {k: set(v) for k, v in LEFT_OUT.items()}
+    assert {kind: files for kind, files in packed.items() if files} == {k: set(v) for k, v in GZIPPED.items()}
+    assert "fastapi_offline/static/redoc.standalone.js" in LEFT_OUT["api"]
+    assert "fastapi_offline/static/swagger-ui-bundle.js" in GZIPPED["api"]
+
+
+def test_gzip_of_a_bundle_file_is_gzip_n(tmp_path):
+    import gzip
+
+    from infra.local.bundles import _gzip
+
+    path = tmp_path / "swagger-ui.css"
+    path.write_bytes(b"body { margin: 0 }\n" * 100)
+    _gzip(path)
+    packed = (tmp_path / "swagger-ui.css.gz").read_bytes()
+    assert not path.exists()
+    assert gzip.decompress(packed) == b"body { margin: 0 }\n" * 100
+    assert packed[4:8] == b"\0\0\0\0" and not packed[3] & 0x08  # no time, no file name (gzip -n)

@@ -50,3 +50,12 @@ def test_deploy_localstack_only_talks_to_the_local_endpoint():
     assert env["AWS_ACCESS_KEY_ID"] == "test" and env["AWS_SECRET_ACCESS_KEY"] == "test"
     assert {"-u", "AWS_PROFILE"} <= set(words) and words[words.index("--config-env") + 1] == "localstack"
     assert SAMCONFIG["localstack"]["deploy"]["parameters"]["confirm_changeset"] is False
+
+
+def test_make_help_lists_every_target():
+    text = (ROOT / "Makefile").read_text()
+    phony = set(next(line for line in text.splitlines() if line.startswith(".PHONY:")).split(":", 1)[1].split())
+    shown = subprocess.run(["make", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    listed = {line.split()[1] for line in shown.splitlines() if line.strip().startswith("make ")}
+    assert "test-e2e" in listed
+    assert phony <= listed, f"targets without a '## ' description: {sorted(phony - listed)}"

@@ -132,6 +132,7 @@ class _TooLarge(Exception):
 def create_app(
     services_provider: Callable[[], Services] = get_services, *, docs: bool = True, max_body_bytes: int = 256 * 1024
 ) -> FastAPI:
+    from .api_docs import router as docs_router
     from .api_routes import router
     from .dashboard import router as dashboard_router
 
@@ -139,14 +140,17 @@ def create_app(
         title="Task API",
         version="1.0.0",
         description="Submit long-running tasks, follow them live, get the result at a callback URL.",
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
+        # /docs is served by api_docs (Swagger UI's assets from this API, not a CDN); no ReDoc
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
     app.state.services_provider = services_provider
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(dashboard_router)
+    if docs:
+        app.include_router(docs_router)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     return app
 

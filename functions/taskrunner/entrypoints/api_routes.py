@@ -6,7 +6,7 @@ import json
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, Security
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
 from ..bootstrap import Services
@@ -15,6 +15,7 @@ from ..domain.models import Task, TaskStatus
 from ..domain.service import SubmitRequest
 from ..observability import logger
 from . import api_schemas as schemas
+from .api_docs import api_key_scheme
 from .sse import parse_last_event_id, task_events
 
 # Handlers are `async def` that call the (blocking) services directly: a Lambda execution
@@ -38,8 +39,13 @@ def presented_key(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-async def current_owner(request: Request, svc: Annotated[Services, Depends(services)]) -> str:
-    """The caller's owner id, from its API key; every /api route depends on it."""
+async def current_owner(
+    request: Request,
+    svc: Annotated[Services, Depends(services)],
+    _documented: Annotated[str | None, Security(api_key_scheme)] = None,
+) -> str:
+    """The caller's owner id, from its API key; every /api route depends on it (and so the
+    OpenAPI document names the key for each; the key is read by presented_key below)."""
     key_id = None
     if svc.authenticator is None:
         owner = svc.settings.default_owner
