@@ -122,7 +122,7 @@ def function_timeouts(given: list[str], specs: dict[str, FunctionSpec]) -> dict[
         except ValueError:
             seconds = 0
         if not 1 <= seconds <= 900:
-            raise SystemExit(f"--function-timeout {item}: seconds must be a whole number from 1 to 900 (Lambda's range)")
+            raise SystemExit(f"--function-timeout {item}: seconds must be a whole number from 1 to 900 (Lambda)")
         out[name] = seconds
     return out
 
