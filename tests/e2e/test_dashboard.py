@@ -161,6 +161,7 @@ def test_submit_from_generated_form_and_watch_it_complete_live(stack, page: Page
     expect(page.locator("#detail-result")).to_contain_text('"slept_seconds": 2')
     expect(page.locator("#detail-parameters")).to_contain_text('"seconds": 2')
     expect(page.locator("#detail-attempts")).to_have_text("1 of 3")
+    expect(page.locator("#detail-segments")).to_have_text("1")  # one worker invocation ran it
     expect(page.locator("#detail-progress-text")).to_contain_text("100%")
     expect(page.locator("#detail-cancel")).to_be_hidden()
     # the callback is delivered after the task ended: the open detail catches up by itself

@@ -128,6 +128,7 @@ def hand_over_figures(events: list[dict[str, Any]], submitted: float) -> dict[st
         "segments": final["segments"],
         "attempts": final["attempts"],
         "events": len(events),
+        "item_writes": final["version"],  # one per stored change, the create included
         "hand_overs": hand_overs,
     }
 

@@ -70,6 +70,32 @@ def test_worker_handler_runs_batch_and_drops_malformed_record():
     assert all(t.status is TaskStatus.COMPLETED for t in f.repo.tasks.values())
 
 
+def test_worker_handler_continues_a_long_task_from_its_continuation_event():
+    """events/sqs_task_continuation.json: the message a segment's hand-over sends."""
+    f = make_fakes()
+    record = event("sqs_task_continuation.json")["Records"][0]
+    body = json.loads(record["body"])
+    f.repo.create(
+        a_task(
+            task_id=body["task_id"],
+            created_at=body["created_at"],
+            name="sleep",
+            parameters={"seconds": 3},
+            status=TaskStatus.RUNNING,
+            attempts=1,
+            segments=3,
+            started_at=body["created_at"],
+            handed_over_at=body["continue"]["handed_over_at"],
+            checkpoint={"step": 2},  # two of the three seconds slept by earlier segments
+        )
+    )
+    result = worker.process_batch(event("sqs_task_continuation.json"), Context(), f.services)
+    assert result == {"batchItemFailures": []}
+    done = f.repo.tasks[body["task_id"]]
+    assert done.status is TaskStatus.COMPLETED and done.result["slept_seconds"] == 3
+    assert (done.attempts, done.segments) == (1, 4)
+
+
 def test_worker_partial_failure_leaves_neighbours_alone():
     f = seeded()
     busy = next(iter(f.repo.tasks.values()))

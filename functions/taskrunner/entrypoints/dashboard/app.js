@@ -487,6 +487,13 @@
     return [h("dt", { text: term }), h("dd", { id: id || null, text: value === null || value === undefined || value === "" ? "—" : String(value) })];
   }
 
+  // a long task runs over several worker invocations (segments); between two it waits for
+  // the next to start
+  function segmentsText(task) {
+    if (typeof task.segments !== "number" || task.segments === 0) return null;
+    return task.between_segments ? `${task.segments}, handing over to the next invocation` : String(task.segments);
+  }
+
   function renderDetail(task) {
     setBadge($("#detail-status"), task.status);
     $("#detail-name").textContent = task.name || "";
@@ -502,11 +509,14 @@
       ...fact("Queue", task.queue),
       ...fact("Attempts", task.attempts !== undefined ? `${task.attempts} of ${task.max_attempts}` : null, "detail-attempts"),
       ...fact("Timeout", task.timeout_seconds ? `${task.timeout_seconds} s` : null),
+      ...fact("Segments", segmentsText(task), "detail-segments"),
+      ...fact("Max runtime", task.max_runtime_seconds ? `${task.max_runtime_seconds} s` : null),
       ...fact("Created", fmtTime(task.created_at)),
       ...fact("Started", fmtTime(task.started_at)),
       ...fact("Updated", fmtTime(task.updated_at)),
       ...fact("Completed", fmtTime(task.completed_at)),
     ];
+    if (task.checkpointed_at) facts.push(...fact("Checkpoint", fmtTime(task.checkpointed_at)));
     if (task.next_attempt_at) facts.push(...fact("Next attempt", fmtTime(task.next_attempt_at)));
     if (task.cancel_requested) facts.push(...fact("Cancel", "requested"));
     if (typeof task.version === "number") facts.push(...fact("Version", task.version));
@@ -770,7 +780,7 @@
   function readOptions(body, problems) {
     const callback = $("#opt-callback").value.trim();
     if (callback) body.callback_url = callback;
-    for (const [sel, key] of [["#opt-delay", "delay_seconds"], ["#opt-attempts", "max_attempts"], ["#opt-timeout", "timeout_seconds"]]) {
+    for (const [sel, key] of [["#opt-delay", "delay_seconds"], ["#opt-attempts", "max_attempts"], ["#opt-timeout", "timeout_seconds"], ["#opt-runtime", "max_runtime_seconds"]]) {
       const raw = $(sel).value.trim();
       if (!raw) continue;
       const n = Number(raw);
