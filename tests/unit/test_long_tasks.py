@@ -335,3 +335,45 @@ def test_a_continuation_message_carries_what_it_continues():
     assert continuation == Continuation(2, 5, "2026-11-19T09:05:00.000Z")
     assert parse_task_message(task_message(task))[2] is None  # a first delivery continues nothing
     assert parse_task_message('{"task_id":"t","owner":"o","created_at":"c","continue":{"attempt":"x"}}') is None
+
+
+def _checkpoint_often(params: Steps, ctx: TaskContext) -> str:
+    import time
+
+    end = time.monotonic() + params.seconds
+    while time.monotonic() < end:
+        ctx.sleep(0.1)
+        ctx.checkpoint({"t": time.monotonic()})
+        ctx.progress(50)
+    return "done"
+
+
+def test_the_lease_of_a_task_that_checkpoints_covers_its_whole_segment():
+    """Its timeout restarts at each checkpoint, so it may run past the lease its claim took
+    (its timeout): the lease moves to the segment's end, or the reconciler would take the
+    running task for a crashed one."""
+    from datetime import timedelta
+
+    from taskrunner.domain.models import parse_iso
+
+    registry = build_registry()
+    registry.register("often", _checkpoint_often, Steps, description="checkpoints", timeout_seconds=1)
+    f = make_fakes(policy=POLICY, registry=registry)
+    leases: list[str] = []
+    update = f.repo.update
+
+    def spy(ref: Any, changes: Any, expect: Any, **kw: Any) -> Any:
+        if changes.get("lease_expires_at"):
+            leases.append(changes["lease_expires_at"])
+        return update(ref, changes, expect, **kw)
+
+    f.repo.update = spy
+    task = submit(f, "often", {"seconds": 2.5})
+    started = f.clock.now()
+    f.services.worker.run(task.ref, remaining_seconds=4.0, timeout_hint=1, invocation_seconds=4.0)
+    final = f.repo.tasks[task.task_id]
+    assert final.status is TaskStatus.COMPLETED and final.attempts == 1
+    claim_lease, *later = (parse_iso(x) for x in leases)
+    assert claim_lease <= started + timedelta(seconds=1 + POLICY.lease_grace_seconds)
+    assert later and max(later) >= started + timedelta(seconds=3.5), "the lease must reach the segment's end"
+    assert len(later) == 1, "moved once, not at every write"

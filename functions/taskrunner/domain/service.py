@@ -411,6 +411,7 @@ class _RunContext:
         *,
         segment_seconds: float,
         runtime_limited: bool,
+        continued: bool,
         policy: Policy,
         messages: MessageStore,
         http: HttpClient,
@@ -428,7 +429,9 @@ class _RunContext:
         self._runtime_limited = runtime_limited
         self._timeout = float(task.timeout_seconds)
         self._timeout_end = self._started + self._timeout
-        self._lease_until = self.hard_deadline()  # the stored lease (less its grace) covers this
+        # what the claim's lease (less its grace) covers: to the segment's end for a task
+        # continued from a checkpoint, else to its timeout
+        self._lease_until = self._segment_end if continued else self.hard_deadline()
         self._policy = policy
         self._min_interval = policy.progress_min_interval_seconds
         self._last_write = 0.0
@@ -522,14 +525,14 @@ class _RunContext:
         if not changes:
             return
         self._last_write = time.monotonic()
-        # A task that checkpoints may run past the lease its claim wrote: keep the lease ahead
-        # (written only when it moved by a quarter of the timeout, to spare index writes).
-        deadline = self.hard_deadline()
-        if deadline - self._lease_until > max(1.0, self._timeout / 4):
-            lease = iso(after(now, deadline - time.monotonic() + self._policy.lease_grace_seconds))
+        # A task that checkpoints may run until the segment's end, past the lease its claim
+        # wrote (its timeout restarts at each checkpoint): its lease is moved to the segment's
+        # end once, with its first write that follows a checkpoint.
+        if self.checkpointed and self._lease_until < self._segment_end - 0.5:
+            lease = iso(after(now, self._segment_end - time.monotonic() + self._policy.lease_grace_seconds))
             changes["lease_expires_at"] = lease
             changes["due_at"] = lease
-            self._lease_until = deadline
+            self._lease_until = self._segment_end
         changes["updated_at"] = iso(now)
         try:
             task = self._repo.update(
@@ -650,6 +653,8 @@ class WorkerService:
             )
             return RunOutcome.later(0)
         run_for = max(1.0, min(float(timeout_hint or p.max_timeout_seconds), budget))
+        if continuation is not None:
+            run_for = budget  # a task that checkpoints: it may run to the end of the segment
         lease = iso(after(now, run_for + p.lease_grace_seconds))
         claim = {
             "status": TaskStatus.RUNNING,
@@ -735,9 +740,9 @@ class WorkerService:
         if runtime_left <= 0:
             error = MaxRuntimeExceededError(task.max_runtime_seconds, task.segments - 1)
             return self._finish_failed(task, TaskError(type(error).__name__, str(error)))
-        return self._execute(task, budget, runtime_left)
+        return self._execute(task, budget, runtime_left, continued=continuation is not None)
 
-    def _execute(self, task: Task, budget: float, runtime_left: float) -> RunOutcome:
+    def _execute(self, task: Task, budget: float, runtime_left: float, *, continued: bool) -> RunOutcome:
         p = self._policy
         try:
             task_type = self._catalog.get(task.name)
@@ -750,6 +755,7 @@ class WorkerService:
             self._clock,
             segment_seconds=min(budget, runtime_left),
             runtime_limited=runtime_left <= budget,
+            continued=continued,
             policy=p,
             messages=self._messages,
             http=self._http,
