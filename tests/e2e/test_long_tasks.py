@@ -103,7 +103,7 @@ def hand_over_figures(events: list[dict[str, Any]], submitted: float) -> dict[st
     for e in events:
         data = e["data"]
         percent = data["progress"]["percent"]
-        if data["status"] != "RUNNING" or percent == previous:
+        if data["status"] not in ("RUNNING", "COMPLETED") or percent == previous:
             previous = percent
             continue
         seg = data["segments"]

@@ -411,7 +411,6 @@ class _RunContext:
         *,
         segment_seconds: float,
         runtime_limited: bool,
-        continued: bool,
         policy: Policy,
         messages: MessageStore,
         http: HttpClient,
@@ -429,9 +428,7 @@ class _RunContext:
         self._runtime_limited = runtime_limited
         self._timeout = float(task.timeout_seconds)
         self._timeout_end = self._started + self._timeout
-        # what the claim's lease (less its grace) covers: to the segment's end for a task
-        # continued from a checkpoint, else to its timeout
-        self._lease_until = self._segment_end if continued else self.hard_deadline()
+        self._lease_until = self.hard_deadline()  # what the claim's lease (less its grace) covers
         self._policy = policy
         self._min_interval = policy.progress_min_interval_seconds
         self._last_write = 0.0
@@ -525,14 +522,17 @@ class _RunContext:
         if not changes:
             return
         self._last_write = time.monotonic()
-        # A task that checkpoints may run until the segment's end, past the lease its claim
-        # wrote (its timeout restarts at each checkpoint): its lease is moved to the segment's
-        # end once, with its first write that follows a checkpoint.
-        if self.checkpointed and self._lease_until < self._segment_end - 0.5:
-            lease = iso(after(now, self._segment_end - time.monotonic() + self._policy.lease_grace_seconds))
+        # A task that checkpoints may run past the lease its claim wrote (its timeout restarts
+        # at each checkpoint): the lease keeps ahead of when the worker would stop waiting,
+        # moved a timeout further each time (about one lease write per timeout, not per write),
+        # so a live segment is never taken for a crashed one and a crash is still seen soon.
+        deadline = self.hard_deadline()
+        if deadline > self._lease_until:
+            target = min(self._segment_end, deadline + self._timeout)
+            lease = iso(after(now, target - time.monotonic() + self._policy.lease_grace_seconds))
             changes["lease_expires_at"] = lease
             changes["due_at"] = lease
-            self._lease_until = self._segment_end
+            self._lease_until = target
         changes["updated_at"] = iso(now)
         try:
             task = self._repo.update(
@@ -653,8 +653,6 @@ class WorkerService:
             )
             return RunOutcome.later(0)
         run_for = max(1.0, min(float(timeout_hint or p.max_timeout_seconds), budget))
-        if continuation is not None:
-            run_for = budget  # a task that checkpoints: it may run to the end of the segment
         lease = iso(after(now, run_for + p.lease_grace_seconds))
         claim = {
             "status": TaskStatus.RUNNING,
@@ -740,9 +738,9 @@ class WorkerService:
         if runtime_left <= 0:
             error = MaxRuntimeExceededError(task.max_runtime_seconds, task.segments - 1)
             return self._finish_failed(task, TaskError(type(error).__name__, str(error)))
-        return self._execute(task, budget, runtime_left, continued=continuation is not None)
+        return self._execute(task, budget, runtime_left)
 
-    def _execute(self, task: Task, budget: float, runtime_left: float, *, continued: bool) -> RunOutcome:
+    def _execute(self, task: Task, budget: float, runtime_left: float) -> RunOutcome:
         p = self._policy
         try:
             task_type = self._catalog.get(task.name)
@@ -755,7 +753,6 @@ class WorkerService:
             self._clock,
             segment_seconds=min(budget, runtime_left),
             runtime_limited=runtime_left <= budget,
-            continued=continued,
             policy=p,
             messages=self._messages,
             http=self._http,
