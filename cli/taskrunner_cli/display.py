@@ -173,7 +173,7 @@ def format_state(task: Mapping[str, Any]) -> str:
         ("created", "created_at"),
         ("started", "started_at"),
         ("updated", "updated_at"),
-        ("checkpointed", "checkpointed_at"),
+        ("checkpoint", "checkpointed_at"),
         ("completed", "completed_at"),
         ("next attempt", "next_attempt_at"),
     ):

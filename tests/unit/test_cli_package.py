@@ -263,6 +263,8 @@ def test_the_progress_shows_the_segment_and_the_hand_over():
     )
     state = cli.format_state(task("RUNNING", 40, segments=2, between_segments=True, max_runtime_seconds=7200))
     assert "segments    segment 2 done, handing over to the next invocation (runs for up to 7200 s in all)" in state
+    state = cli.format_state(task("RUNNING", 40, checkpointed_at="2026-01-02T03:04:08.000Z"))
+    assert "\ncheckpoint  2026-01-02T03:04:08.000Z" in state and state.startswith(f"task        {TASK_ID}\n")
 
 
 def test_the_rich_display_shows_status_segment_and_hand_over():
