@@ -16,11 +16,12 @@ ARCH ?= arm64
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: functions/requirements.txt functions/requirements/*.txt requirements-dev.txt constraints.txt
+$(BIN)/.installed: functions/requirements.txt functions/requirements/*.txt requirements-dev.txt constraints.txt cli/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -r functions/requirements.txt -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ./cli
 	@touch $@
 
 install: $(BIN)/.installed ## Create .venv and install the pinned dependencies
@@ -44,14 +45,14 @@ test-e2e: install browser ## End-to-end tests against the local runner
 	$(BIN)/python -m pytest tests/e2e
 
 lint: install ## ruff lint and format check
-	$(BIN)/ruff check functions infra tests bench
-	$(BIN)/ruff format --check functions infra tests bench
+	$(BIN)/ruff check functions cli infra tests bench
+	$(BIN)/ruff format --check functions cli infra tests bench
 
 format: install ## Format the code
-	$(BIN)/ruff format functions infra tests bench
-	$(BIN)/ruff check --fix functions infra tests bench
+	$(BIN)/ruff format functions cli infra tests bench
+	$(BIN)/ruff check --fix functions cli infra tests bench
 
-typecheck: install ## mypy (strict on functions/)
+typecheck: install ## mypy (strict on functions/ and cli/)
 	$(BIN)/mypy
 
 validate: install ## cfn-lint template.yaml

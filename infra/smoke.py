@@ -28,6 +28,7 @@ from typing import Any, TextIO
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+from taskrunner_cli.sse import raw_events
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
 REQUIRED_TYPES = ("sleep", "sum")
@@ -100,31 +101,18 @@ def json_of(response: httpx.Response) -> Any:
 
 
 def sse_events(lines: Iterator[str]) -> Iterator[tuple[int | None, Any]]:
-    """(id, decoded data) of each Server-Sent Event; comments and ``retry:`` skipped."""
-    event_id: int | None = None
-    data: list[str] = []
-    for line in lines:
-        if line == "":
-            if data:
-                raw = "\n".join(data)
-                try:
-                    payload = json.loads(raw)
-                except ValueError:
-                    raise StepFailed(f"an event's data is not JSON: {raw[:120]!r}") from None
-                yield event_id, payload
-            event_id, data = None, []
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if field == "data":
-            data.append(value)
-        elif field == "id":
-            try:
-                event_id = int(value.strip())
-            except ValueError:
-                raise StepFailed(f"an event id is not a number: {value!r}") from None
+    """(id, decoded data) of each Server-Sent Event, parsed by the CLI's parser (taskrunner_cli.sse);
+    here data that is not JSON or an id that is not a number fails the step."""
+    for event in raw_events(lines):
+        try:
+            payload = json.loads(event.data)
+        except ValueError:
+            raise StepFailed(f"an event's data is not JSON: {event.data[:120]!r}") from None
+        try:
+            event_id = int(event.id) if event.id is not None else None
+        except ValueError:
+            raise StepFailed(f"an event id is not a number: {event.id!r}") from None
+        yield event_id, payload
 
 
 class Smoke:

@@ -15,15 +15,15 @@ from tests.support.stack import ROOT
 
 pytestmark = pytest.mark.e2e
 
-SCRIPT = Path(sys.executable).parent / "taskrunner"  # installed by `pip install -e .` (make install)
+SCRIPT = Path(sys.executable).parent / "taskrunner"  # installed by `pip install -e ./cli` (make install)
 
 
 def taskrunner(
     stack, *args: str, cwd: Path, url: str | None = None, timeout: float = 90
 ) -> subprocess.CompletedProcess[str]:
-    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "taskrunner.cli"]
+    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "taskrunner_cli"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKRUNNER_")}
-    env["PYTHONPATH"] = str(ROOT / "functions")
+    env["PYTHONPATH"] = str(ROOT / "cli")
     return subprocess.run(
         [*command, *args, "--url", url or stack.url, "--api-key", stack.api_key],
         cwd=cwd,
@@ -72,22 +72,24 @@ def test_state_list_cancel_and_types(stack, tmp_path):
     assert cancelled.stdout.startswith(task_id)
 
     shown = taskrunner(stack, "state", task_id, cwd=tmp_path)
-    assert shown.returncode == 0 and shown.stdout.startswith(f"task        {task_id}\ntype        sleep\n")
+    cancelled_now = any(line.split()[:2] == ["status", "CANCELLED"] for line in shown.stdout.splitlines())
+    assert shown.returncode == (1 if cancelled_now else 0)
+    assert shown.stdout.startswith(f"task        {task_id}\ntype        sleep\n")
 
     types = taskrunner(stack, "types", cwd=tmp_path)
     assert types.returncode == 0 and "sleep  (queue default" in types.stdout
 
     missing = taskrunner(stack, "state", "no-such-task", cwd=tmp_path)
-    assert (missing.returncode, missing.stdout) == (1, "")
+    assert (missing.returncode, missing.stdout) == (2, "")
     assert missing.stderr == "taskrunner: error 404: task no-such-task not found\n"
 
     refused = taskrunner(stack, "submit", "sleep", "seconds=-1", cwd=tmp_path)
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     assert refused.stderr.startswith("taskrunner: error 422: parameters.seconds: ")
 
 
-def test_an_unreachable_service_exits_2(stack, tmp_path):
+def test_an_unreachable_service_exits_3(stack, tmp_path):
     down = taskrunner(stack, "list", cwd=tmp_path, url=f"http://127.0.0.1:{free_port()}")
-    assert down.returncode == 2
+    assert down.returncode == 3
     assert down.stderr.startswith("taskrunner: cannot reach http://127.0.0.1:")
     assert down.stderr.count("\n") == 1

@@ -27,6 +27,7 @@ class FakeApi(LoopbackServer):
         self.wrong_result = False  # sum adds one too many
         self.cancel = "ok"  # "ok", "ignored" (answers RUNNING, nothing requested)
         self.callback = "DELIVERED"  # what the callback of a task with callback_url ends as
+        self.attempts_reported = True  # /state carries attempt_history (False: a server from before it)
         self.tasks: dict[str, dict[str, Any]] = {}
         self.seen: list[dict[str, Any]] = []  # {"method", "path", "headers"} of each request
         self._lock = threading.Lock()
@@ -91,13 +92,17 @@ class FakeApi(LoopbackServer):
             limit = int(query.get("limit", ["20"])[0])
             newest = list(reversed(self.tasks.values()))[:limit]
             return self.send(h, 200, {"tasks": newest, "total": len(newest), "next_cursor": None})
-        found = re.fullmatch(r"/api/tasks/([^/]+)(/state|/cancel)?", path)
+        found = re.fullmatch(r"/api/tasks/([^/]+)(/state|/cancel|/retry)?", path)
         task = self.tasks.get(found.group(1)) if found else None
         if task is None:
             return self.send(h, 404, {"detail": "task not found"})
         suffix = found.group(2) if found else None
         if suffix == "/cancel" and method == "POST":
             return self.cancel_task(h, task)
+        if suffix == "/retry" and method == "POST":
+            return self.retry_task(h, task)
+        if suffix == "/state" and not self.attempts_reported:
+            return self.send(h, 200, {k: v for k, v in task.items() if k != "attempt_history"})
         if suffix == "/state" or "text/event-stream" not in h.headers.get("accept", ""):
             if task["name"] == "sleep" and task["cancel_requested"]:
                 task.update(status="CANCELLED", version=task["version"] + 1)
@@ -107,7 +112,7 @@ class FakeApi(LoopbackServer):
             return self.send(h, 307, "", {"location": location})
         return self.events(h, task)
 
-    def submit(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+    def submit(self, h: BaseHTTPRequestHandler, body: dict[str, Any], retry_of: str | None = None) -> None:
         task_id = str(uuid.uuid4())
         task: dict[str, Any] = {
             "task_id": task_id,
@@ -120,6 +125,8 @@ class FakeApi(LoopbackServer):
             "cancel_requested": False,
             "version": 2 if body["name"] == "sleep" else 3,
             "callback": None,
+            "attempt_history": [],
+            "retry_of": retry_of,
         }
         if body["name"] == "sum":
             total = sum(body["parameters"]["numbers"]) + (1 if self.wrong_result else 0)
@@ -133,7 +140,20 @@ class FakeApi(LoopbackServer):
             "stream": f"/api/tasks/{task_id}?token=tok-{task_id}",
             "cancel": f"/api/tasks/{task_id}/cancel",
         }
-        self.send(h, 202, {"task_id": task_id, "status": "PENDING", "links": links})
+        self.send(h, 202, {"task_id": task_id, "name": body["name"], "status": "PENDING", "links": links})
+
+    def retry_task(self, h: BaseHTTPRequestHandler, task: dict[str, Any]) -> None:
+        """POST /api/tasks/{id}/retry: a FAILED or CANCELLED task again as a new one (202, a submit's body)."""
+        if task["status"] not in ("FAILED", "CANCELLED"):
+            return self.send(
+                h, 409, {"detail": f"task {task['task_id']} is {task['status']}; only FAILED or CANCELLED"}
+            )
+        callback = task["callback"]["url"] if task["callback"] else None
+        return self.submit(
+            h,
+            {"name": task["name"], "parameters": task["parameters"], "callback_url": callback},
+            retry_of=task["task_id"],
+        )
 
     def cancel_task(self, h: BaseHTTPRequestHandler, task: dict[str, Any]) -> None:
         if task["status"] in ("COMPLETED", "FAILED", "CANCELLED"):

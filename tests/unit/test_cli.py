@@ -1,4 +1,5 @@
-"""The command-line client: argument parsing, output, and its HTTP against a fake service on 127.0.0.1."""
+"""The command-line client (cli/taskrunner_cli): argument parsing, output, and its HTTP against a fake service
+on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from taskrunner import cli
+from taskrunner_cli import app as cli
 
 KEY = "tr_test0000_secret"
 TASK_ID = "6f1d2c3b-0000-4000-8000-000000000001"
@@ -227,7 +228,7 @@ def test_options_come_from_flags_then_environment_then_the_local_runner(tmp_path
 
 def test_an_invalid_url_is_one_clear_line():
     code, out, err = run("ftp://somewhere", "types")
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""
     assert err == "taskrunner: invalid service URL 'ftp://somewhere': expected http(s)://host[:port]\n"
 
 
@@ -546,11 +547,11 @@ def test_state_list_cancel_and_types(service):
 @pytest.mark.parametrize(
     ("status", "payload", "code", "message"),
     [
-        (404, {"detail": f"task {TASK_ID} not found"}, 1, f"taskrunner: error 404: task {TASK_ID} not found\n"),
+        (404, {"detail": f"task {TASK_ID} not found"}, 2, f"taskrunner: error 404: task {TASK_ID} not found\n"),
         (
             409,
             {"detail": "task is COMPLETED; cannot cancel"},
-            1,
+            2,
             "taskrunner: error 409: task is COMPLETED; cannot cancel\n",
         ),
         (
@@ -564,25 +565,25 @@ def test_state_list_cancel_and_types(service):
                     }
                 ]
             },
-            1,
+            2,
             "taskrunner: error 422: parameters.seconds: Input should be greater than or equal to 0\n",
         ),
         (
             401,
             {"detail": "missing API key"},
-            1,
+            3,
             "taskrunner: error 401: missing API key (pass --api-key or set TASKRUNNER_API_KEY)\n",
         ),
         (
             503,
             {"detail": "dynamodb is unavailable"},
-            2,
+            3,
             "taskrunner: error 503: dynamodb is unavailable (the service is failing; try again)\n",
         ),
         (
             502,
             {"message": "Internal Server Error"},
-            2,
+            3,
             "taskrunner: error 502: Internal Server Error (the service is failing; try again)\n",
         ),
     ],
@@ -592,12 +593,12 @@ def test_error_answers_are_one_line_with_their_detail(service, status, payload, 
     assert run(service, "cancel", TASK_ID) == (code, "", message)
 
 
-def test_an_unreachable_service_exits_2():
+def test_an_unreachable_service_exits_3():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     code, out, err = run(f"http://127.0.0.1:{port}", "list")
-    assert (code, out) == (2, "")
+    assert (code, out) == (3, "")
     assert err.startswith(f"taskrunner: cannot reach http://127.0.0.1:{port} (")
     assert err.endswith("is the service running? (--url or TASKRUNNER_URL)\n") and err.count("\n") == 1
 
@@ -668,7 +669,7 @@ def test_main_reports_a_transport_failure_through_the_injected_transport():
         out=out,
         err=err,
     )
-    assert code == 2
+    assert code == 3
     assert err.getvalue().startswith(
         "taskrunner: cannot reach http://service.test (timed out); is the service running?"
     )

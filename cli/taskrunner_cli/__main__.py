@@ -1,0 +1,7 @@
+"""``python -m taskrunner_cli``."""
+
+import sys
+
+from .app import main
+
+sys.exit(main())
