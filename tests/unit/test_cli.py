@@ -128,15 +128,6 @@ class FakeService:
         self.routes[(method, path)] = lambda _req: (status, payload)
 
 
-@pytest.fixture
-def service():
-    fake = FakeService()
-    fake.thread.start()
-    yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
-
-
 def run(service_or_url, *argv, env=None):
     url = service_or_url.url if isinstance(service_or_url, FakeService) else service_or_url
     out, err = io.StringIO(), io.StringIO()

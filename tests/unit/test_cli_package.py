@@ -15,7 +15,7 @@ from taskrunner_cli import app as cli
 from taskrunner_cli.display import RichProgressDisplay, format_attempts, progress_line
 
 from tests.support.fake_api import KEY, FakeApi
-from tests.unit.test_cli import TASK_ID, FakeService, ScriptedTransport, links, task
+from tests.unit.test_cli import TASK_ID, ScriptedTransport, links, task
 from tests.unit.test_cli import run as run_fake
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,15 +26,6 @@ def api():
     fake = FakeApi()
     with fake:
         yield fake
-
-
-@pytest.fixture
-def service():
-    fake = FakeService()
-    fake.thread.start()
-    yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
 
 
 def run(api, *argv, env=None):
@@ -324,7 +315,12 @@ def test_no_lambda_bundle_carries_the_cli():
     """Bundles copy functions/taskrunner (functions/Makefile, infra/local/bundles.py): the CLI lives elsewhere."""
     functions = ROOT / "functions"
     assert not (functions / "taskrunner" / "cli.py").exists()
-    sources = [p for p in functions.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    # what bundles are made of (an install's *.egg-info, which carries the README, is not)
+    sources = [
+        p
+        for p in functions.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and not any(part.endswith(".egg-info") for part in p.parts)
+    ]
     assert not [p for p in sources if "taskrunner_cli" in p.read_text(errors="replace")]
     makefile = (functions / "Makefile").read_text()
     assert "cp -R taskrunner " in makefile and "cli" not in makefile.replace("cli.", "")
