@@ -107,7 +107,8 @@ def _encode(field: str, value: Any) -> dict[str, Any] | None:
 
 def task_to_item(task: Task) -> dict[str, Any]:
     item: dict[str, Any] = {"task_id": _s(task.task_id), "status": _s(task.status.value)}
-    for field in (*JSON_FIELDS, *STR_FIELDS, *INT_FIELDS, *BOOL_FIELDS, "error", "progress", "callback", "checkpoint", "attempt_history"):
+    own_json = ("error", "progress", "callback", "checkpoint", "attempt_history")
+    for field in (*JSON_FIELDS, *STR_FIELDS, *INT_FIELDS, *BOOL_FIELDS, *own_json):
         encoded = _encode(field, getattr(task, field))
         if encoded is not None:
             item[field] = encoded

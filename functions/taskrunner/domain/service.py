@@ -1057,9 +1057,7 @@ class WorkerService:
                 entry = attempt_entry(task, AttemptOutcome.FAILED, now, error=error)
                 changes["attempt_history"] = attempt_history(task, self._policy.max_attempts_limit, entry)
             try:
-                final = self._repo.update(
-                    task.ref, changes, Expect(frozenset(ACTIVE_STATUSES), attempts=task.attempts)
-                )
+                final = self._repo.update(task.ref, changes, Expect(frozenset(ACTIVE_STATUSES), attempts=task.attempts))
                 break
             except ConditionFailedError:
                 continue
