@@ -537,7 +537,7 @@
     $("#detail-error-block").hidden = !error;
     $("#detail-error").textContent = error ? `${error.type}: ${error.message}` : "";
 
-    renderAttempts(task.attempt_history || []);
+    renderAttempts(task.task_id, task.attempt_history || []);
 
     const cb = task.callback;
     if (!cb) {
@@ -565,8 +565,18 @@
     retry.disabled = false;
   }
 
-  function renderAttempts(history) {
+  function renderAttempts(taskId, history) {
     $("#detail-attempts-block").hidden = history.length === 0;
+    // a traceback the reader opened stays open when the task's next update redraws the list
+    const list = $("#detail-attempt-list");
+    const open = new Set(
+      list.dataset.taskId !== taskId
+        ? []
+        : Array.from(list.querySelectorAll("li.attempt"))
+            .filter((li) => li.querySelector("details.traceback[open]"))
+            .map((li) => li.dataset.attempt),
+    );
+    list.dataset.taskId = taskId;
     const items = history.map((a) => {
       const took = typeof a.duration_ms === "number" ? ` in ${a.duration_ms >= 1000 ? (a.duration_ms / 1000).toFixed(1) + " s" : a.duration_ms + " ms"}` : "";
       const segments = typeof a.segments === "number" && a.segments > 1 ? `, ${a.segments} segments` : "";
@@ -583,13 +593,13 @@
         parts.push(h("div", { class: "error-text attempt-error", text: `${a.error.type}: ${a.error.message}` }));
         if (a.error.traceback && a.error.traceback.length) {
           parts.push(
-            h("details", { class: "traceback" }, h("summary", { text: `Traceback (last ${a.error.traceback.length} frames)` }), h("pre", { class: "json", text: a.error.traceback.join("\n") })),
+            h("details", { class: "traceback", open: open.has(String(a.attempt)) }, h("summary", { text: `Traceback (last ${a.error.traceback.length} frames)` }), h("pre", { class: "json", text: a.error.traceback.join("\n") })),
           );
         }
       }
       return h("li", { class: "attempt", dataset: { attempt: String(a.attempt), outcome: a.outcome } }, parts);
     });
-    $("#detail-attempt-list").replaceChildren(...items);
+    list.replaceChildren(...items);
   }
 
   function closeDetail() {
