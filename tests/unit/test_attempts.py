@@ -122,6 +122,18 @@ def test_timeout_is_recorded_as_timed_out():
     assert entry["outcome"] == "TIMED_OUT" and entry["error"]["type"] == "TaskTimeoutError"
 
 
+def test_an_attempt_started_past_max_runtime_is_timed_out():
+    f = make_fakes()
+    f.repo.create(
+        a_task(status=TaskStatus.RETRYING, attempts=1, started_at="2026-11-19T08:00:00.000Z", max_runtime_seconds=60)
+    )
+    deliver(f, f.repo.tasks["t-1"])
+    assert f.repo.tasks["t-1"].status is TaskStatus.FAILED
+    [entry] = history(f, f.repo.tasks["t-1"])  # attempt 1 predates the history: not invented
+    assert (entry["attempt"], entry["outcome"]) == (2, "TIMED_OUT")
+    assert entry["error"]["type"] == "MaxRuntimeExceededError"
+
+
 def test_cancelled_attempt_is_recorded():
     f = make_fakes()
     task = submit(f, name="sleep", parameters={"seconds": 1})

@@ -453,7 +453,10 @@ def attempt_history(task: Task, limit: int, entry: Attempt | None = None) -> tup
     then ``entry``; the last ``limit`` entries."""
     entries = list(task.attempt_history)
     last = max((e.number for e in entries), default=0)
-    for number in range(last + 1, task.attempts):
+    # the claim kept the start of the attempt it replaced: unknown (None), that attempt ended
+    # before attempts were recorded, and nothing is made up for it
+    missing = range(last + 1, task.attempts) if task.prior_attempt_started_at else range(0)
+    for number in missing:
         latest = number == task.attempts - 1  # the one whose start the claim kept
         started = task.prior_attempt_started_at if latest else None
         ended = task.attempt_started_at if latest else None
@@ -837,7 +840,7 @@ class WorkerService:
         runtime_left = task.max_runtime_seconds - (now - parse_iso(task.started_at or iso(now))).total_seconds()
         if runtime_left <= 0:
             error = MaxRuntimeExceededError(task.max_runtime_seconds, task.segments - 1)
-            return self._finish_failed(task, TaskError(type(error).__name__, str(error)))
+            return self._finish_failed(task, TaskError(type(error).__name__, str(error)), exc=error)
         return self._execute(task, budget, runtime_left)
 
     def _execute(self, task: Task, budget: float, runtime_left: float) -> RunOutcome:
