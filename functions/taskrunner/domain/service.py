@@ -640,9 +640,7 @@ class _RunContext:
             task = self._repo.update(
                 self._ref,
                 changes,
-                Expect(
-                    frozenset({TaskStatus.RUNNING}), attempts=self.attempt, segments=self.segment, handed_over=False
-                ),
+                segment_running(self.attempt, self.segment),
             )
         except ConditionFailedError:
             # Our claim is gone (lease lost, task reclaimed): stop working on it.
@@ -684,6 +682,12 @@ class _RunContext:
             ) and time.monotonic() - self._last_write >= self._min_interval:
                 self._flush()
             time.sleep(min(left, 0.1))
+
+
+def segment_running(attempt: int, segment: int) -> Expect:
+    """The condition of every write a running segment makes: its claim still holds (same
+    attempt and segment) and it has not handed the task on."""
+    return Expect(frozenset({TaskStatus.RUNNING}), attempts=attempt, segments=segment, handed_over=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -933,9 +937,7 @@ class WorkerService:
             waiting = self._repo.update(
                 task.ref,
                 changes,
-                Expect(
-                    frozenset({TaskStatus.RUNNING}), attempts=task.attempts, segments=task.segments, handed_over=False
-                ),
+                segment_running(task.attempts, task.segments),
                 current=task,
             )
         except ConditionFailedError:
