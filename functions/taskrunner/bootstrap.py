@@ -10,7 +10,10 @@ from typing import Any
 
 from .config import Settings, get_settings
 from .domain.auth import Authenticator, RateLimiter, RevocationCheck, StreamTokens, owner_signing_secret
-from .domain.service import CallbackService, Reconciler, TaskService, WorkerService
+from .domain.callbacks import CallbackService
+from .domain.execution import WorkerService
+from .domain.reconciler import Reconciler
+from .domain.submission import TaskService
 from .tasks.registry import TaskRegistry, build_registry
 
 

@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .domain.service import Policy
+from .domain.policy import Policy
 
 
 def _bool(value: str) -> bool:

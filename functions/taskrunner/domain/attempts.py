@@ -14,9 +14,13 @@ import json
 import re
 import traceback as tb
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import jsonsafe
+from .errors import MaxRuntimeExceededError, TaskTimeoutError
+
+if TYPE_CHECKING:
+    from .models import Task, TaskError
 
 TRACEBACK_FRAMES = 8
 LINE_MAX_CHARS = 240
@@ -161,3 +165,74 @@ def history_from_json(raw: Any) -> tuple[Attempt, ...]:
         return ()
     entries = (Attempt.from_dict(item) for item in raw)
     return tuple(e for e in entries if e is not None)
+
+
+def _ms_between(start: str | None, end: str | None) -> int | None:
+    from .models import parse_iso  # models imports this module
+
+    if not start or not end:
+        return None
+    try:
+        return round((parse_iso(end) - parse_iso(start)).total_seconds() * 1000)
+    except ValueError:
+        return None
+
+
+def outcome_for(exc: BaseException | None, outcome: AttemptOutcome) -> AttemptOutcome:
+    if isinstance(exc, (TaskTimeoutError, MaxRuntimeExceededError)):
+        return AttemptOutcome.TIMED_OUT
+    return outcome
+
+
+def attempt_entry(
+    task: Task,
+    outcome: AttemptOutcome,
+    now: str,
+    *,
+    error: TaskError | None = None,
+    exc: BaseException | None = None,
+) -> Attempt:
+    """The entry of ``task``'s current attempt (the one its claim started), ending ``now``."""
+    started = task.attempt_started_at or (task.started_at if task.attempts == 1 else None)
+    return Attempt.ended(
+        task.attempts,
+        outcome,
+        started_at=started,
+        ended_at=now,
+        duration_ms=_ms_between(started, now),
+        segments=task.segments,
+        error_type=error.type if error else None,
+        message=error.message if error else None,
+        exc=exc,
+    )
+
+
+def attempt_history(task: Task, limit: int, entry: Attempt | None = None) -> tuple[Attempt, ...]:
+    """``task``'s history, with an entry for each earlier attempt that ended without one (its
+    worker vanished; this attempt's claim took the task over once the lease had run out: LOST),
+    then ``entry``; the last ``limit`` entries."""
+    entries = list(task.attempt_history)
+    last = max((e.number for e in entries), default=0)
+    # the claim kept the start of the attempt it replaced: unknown (None), that attempt ended
+    # before attempts were recorded, and nothing is made up for it
+    missing = range(last + 1, task.attempts) if task.prior_attempt_started_at else range(0)
+    for number in missing:
+        latest = number == task.attempts - 1  # the one whose start the claim kept
+        started = task.prior_attempt_started_at if latest else None
+        ended = task.attempt_started_at if latest else None
+        entries.append(
+            Attempt.ended(
+                number,
+                AttemptOutcome.LOST,
+                started_at=started,
+                ended_at=ended,
+                duration_ms=_ms_between(started, ended),
+                segments=task.segments - 1 if latest else None,
+                error_type="WorkerLost",
+                message="the worker stopped without recording an outcome; the task was claimed again "
+                "once its lease had run out",
+            )
+        )
+    if entry is not None:
+        entries.append(entry)
+    return tuple(entries[-max(1, limit) :])

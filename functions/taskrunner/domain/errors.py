@@ -147,3 +147,7 @@ class ThrottledError(TaskRunnerError):
 
 class PayloadTooLargeError(TaskRunnerError):
     """A part of the request is over its size limit (HTTP 413)."""
+
+
+class NonRetryableError(TaskRunnerError):
+    """A task failure that another attempt cannot fix (bad input, result too large...)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -299,3 +300,25 @@ class Message:
             "task_id": self.task_id,
             "created_at": self.created_at,
         }
+
+
+def terminal_changes(status: TaskStatus, now: str, *, error: TaskError | None, result: Any = None) -> dict[str, Any]:
+    return {
+        "status": status,
+        "result": result,
+        "error": error,
+        "completed_at": now,
+        "updated_at": now,
+        "lease_expires_at": None,
+        "next_attempt_at": None,
+        "due_at": None,
+        "checkpoint": None,
+        "handed_over_at": None,
+    }
+
+
+def new_message(owner: str, content: str, task_id: str, now: datetime) -> Message:
+    stamp = iso(now)
+    return Message(
+        message_id=f"{stamp}#{uuid.uuid4().hex[:12]}", owner=owner, content=content, task_id=task_id, created_at=stamp
+    )

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from ..bootstrap import Services
 from ..domain.errors import DependencyUnavailableError, PayloadTooLargeError, ThrottledError
 from ..domain.models import Task, TaskStatus
-from ..domain.service import SubmitRequest, SubmitResult
+from ..domain.submission import SubmitRequest, SubmitResult
 from ..observability import logger
 from . import api_schemas as schemas
 from .api_docs import api_key_scheme

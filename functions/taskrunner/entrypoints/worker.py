@@ -7,8 +7,8 @@ import logging
 from typing import Any
 
 from ..bootstrap import Services, get_services
+from ..domain.execution import Continuation
 from ..domain.models import TaskRef
-from ..domain.service import Continuation
 from . import sqs_batch
 
 logger = logging.getLogger(__name__)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..domain.errors import NonRetryableError
 from ..domain.ports import TaskContext
-from ..domain.service import NonRetryableError
 from .registry import TaskRegistry
 
 

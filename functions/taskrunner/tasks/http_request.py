@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
+from ..domain.errors import NonRetryableError
 from ..domain.ports import TaskContext
-from ..domain.service import NonRetryableError
 from .registry import TaskRegistry
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from ..domain.models import utcnow
+from ..domain.models import new_message, utcnow
 from ..domain.ports import TaskContext
-from ..domain.service import new_message
 from .registry import TaskRegistry
 
 

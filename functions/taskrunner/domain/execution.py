@@ -1,0 +1,463 @@
+"""The worker's use case: claim a task, run one segment of it, record the outcome.
+
+Longer than the other use cases because it is one: the claim (first, retried or continued),
+the run, and every way an attempt or a segment ends (completed, failed, retrying, cancelled,
+timed out, handed over) are the states of one conditional-write protocol, kept together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from . import jsonsafe
+from .attempts import AttemptOutcome, attempt_entry, attempt_history, outcome_for
+from .errors import (
+    CheckpointError,
+    ConditionFailedError,
+    DependencyUnavailableError,
+    EgressDeniedError,
+    InvalidParametersError,
+    MaxRuntimeExceededError,
+    NonRetryableError,
+    SegmentEndedError,
+    TaskCancelledError,
+    TaskNotFoundError,
+    TaskRunnerError,
+    TaskTimeoutError,
+)
+from .models import (
+    ACTIVE_STATUSES,
+    CallbackStatus,
+    Expect,
+    Progress,
+    Task,
+    TaskError,
+    TaskRef,
+    TaskStatus,
+    after,
+    iso,
+    parse_iso,
+    terminal_changes,
+)
+from .policy import Policy, SystemClock, backoff_seconds
+from .ports import (
+    Clock,
+    HttpClient,
+    MessageStore,
+    NullTelemetry,
+    TaskCatalog,
+    TaskQueue,
+    TaskRepository,
+    Telemetry,
+)
+from .run_context import RunContext, segment_running
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """What the worker does with the message: delete it, or let it come back later."""
+
+    done: bool
+    retry_after_seconds: int = 0
+    task: Task | None = None
+
+    @classmethod
+    def finished(cls, task: Task | None = None) -> RunOutcome:
+        return cls(done=True, task=task)
+
+    @classmethod
+    def later(cls, seconds: int, task: Task | None = None) -> RunOutcome:
+        return cls(done=False, retry_after_seconds=max(0, seconds), task=task)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Continuation:
+    """What a continuation message carries: the attempt and segment it continues."""
+
+    attempt: int
+    segment: int
+    handed_over_at: str | None = None
+
+
+class WorkerService:
+    """Runs one delivery of a task message: claim, run, record the outcome.
+
+    Long jobs: a task that has checkpointed and reaches the end of its worker invocation is
+    handed on (a new *segment*, not a new attempt): its checkpoint is stored, it stays RUNNING
+    with ``handed_over_at`` set, and a continuation message starts the next segment in a fresh
+    invocation, which claims only the task still waiting after exactly that segment.
+    """
+
+    def __init__(
+        self,
+        repository: TaskRepository,
+        queue: TaskQueue,
+        catalog: TaskCatalog,
+        messages: MessageStore,
+        http: HttpClient,
+        *,
+        policy: Policy | None = None,
+        clock: Clock | None = None,
+        rand: Callable[[], float] = random.random,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        self._repo = repository
+        self._queue = queue
+        self._catalog = catalog
+        self._messages = messages
+        self._http = http
+        self._policy = policy or Policy()
+        self._clock = clock or SystemClock()
+        self._rand = rand
+        self._telemetry = telemetry or NullTelemetry()
+
+    def run(
+        self,
+        ref: TaskRef,
+        *,
+        remaining_seconds: float = 900.0,
+        timeout_hint: float | None = None,
+        continuation: Continuation | None = None,
+        invocation_seconds: float | None = None,
+    ) -> RunOutcome:
+        """Run one delivery. ``timeout_hint`` (from the message) sizes the claim's lease;
+        ``invocation_seconds``: the time a fresh invocation has (what was left when this one
+        started), so a record is handed back only when a fresh invocation would do better (a
+        worker whose whole invocation is shorter than the task's timeout runs it for what it has)."""
+        p = self._policy
+        task_id = ref.task_id
+        now = self._clock.now()
+        budget = max(1.0, remaining_seconds - p.stop_margin_seconds)
+        # unknown: assume a fresh invocation gives any task its whole timeout
+        fresh = math.inf if invocation_seconds is None else max(budget, invocation_seconds - p.stop_margin_seconds)
+        if timeout_hint and timeout_hint > budget and fresh > budget + 1:
+            # What is left of this invocation (later records of a batch) cannot give the task
+            # its whole timeout: leave it unclaimed, attempt unspent, for a fresh invocation.
+            logger.info(
+                "not enough time left in this invocation; task handed back",
+                extra={"task_id": task_id, "timeout_seconds": timeout_hint, "remaining_seconds": remaining_seconds},
+            )
+            return RunOutcome.later(0)
+        run_for = max(1.0, min(float(timeout_hint or p.max_timeout_seconds), budget))
+        lease = iso(after(now, run_for + p.lease_grace_seconds))
+        claim = {
+            "status": TaskStatus.RUNNING,
+            "started_at": iso(now),
+            "updated_at": iso(now),
+            "lease_expires_at": lease,
+            "due_at": lease,
+            "next_attempt_at": None,
+            "handed_over_at": None,
+            "attempt_started_at": iso(now),
+        }
+        try:
+            # The claim: one conditional write that also returns the task (no read first).
+            if continuation is None:
+                task = self._repo.update(
+                    ref,
+                    claim,
+                    Expect(frozenset({TaskStatus.PENDING, TaskStatus.RETRYING}), lease_expired_before=iso(now)),
+                    increment_attempts=True,
+                    increment_segments=True,
+                )
+            else:
+                del claim["status"], claim["started_at"], claim["next_attempt_at"], claim["attempt_started_at"]
+                task = self._repo.update(
+                    ref,
+                    claim,
+                    Expect(
+                        frozenset({TaskStatus.RUNNING}),
+                        attempts=continuation.attempt,
+                        segments=continuation.segment,
+                        handed_over=True,
+                    ),
+                    increment_segments=True,
+                )
+        except TaskNotFoundError:
+            logger.warning("message for unknown task dropped", extra={"task_id": task_id})
+            return RunOutcome.finished()
+        except ConditionFailedError as exc:
+            current = exc.current if isinstance(exc.current, Task) else self._repo.get(task_id)
+            if current is None:
+                return RunOutcome.finished()
+            if current.is_terminal:
+                self._ensure_callback(current)
+                return RunOutcome.finished(current)
+            if continuation is not None:
+                # Another delivery of this hand-over already started the next segment (or the
+                # task was reclaimed after a crash): that one carries the task.
+                self._telemetry.task_event(
+                    "continuation_dropped", current, attempt=continuation.attempt, segment=continuation.segment
+                )
+                return RunOutcome.finished(current)
+            # Another delivery holds a live claim: look again once its lease has run out.
+            wait = p.lease_grace_seconds
+            if current.lease_expires_at:
+                wait = int((parse_iso(current.lease_expires_at) - now).total_seconds()) + 1
+            return RunOutcome.later(max(1, min(wait, 43_000)), current)
+        waited_ms = max(0.0, (now - parse_iso(task.created_at)).total_seconds() * 1000)
+        if continuation is None:
+            self._telemetry.task_event(
+                "started", task, attempt=task.attempts, segment=task.segments, queue_wait_ms=round(waited_ms)
+            )
+            self._telemetry.metric("TasksStarted", 1, task_type=task.name)
+            if task.attempts == 1:
+                self._telemetry.metric("QueueWait", waited_ms, unit="Milliseconds", task_type=task.name)
+        else:
+            fields: dict[str, Any] = {"attempt": task.attempts, "segment": task.segments}
+            if continuation.handed_over_at:
+                gap = (now - parse_iso(continuation.handed_over_at)).total_seconds() * 1000
+                fields["hand_over_gap_ms"] = round(gap)
+                self._telemetry.metric("HandOverGap", gap, unit="Milliseconds", task_type=task.name)
+            self._telemetry.task_event("segment_started", task, **fields)
+            self._telemetry.metric("SegmentsStarted", 1, task_type=task.name)
+        if task.attempts > task.max_attempts:
+            return self._finish_failed(
+                task,
+                TaskError(
+                    "AttemptsExhausted",
+                    f"no attempt finished within {task.max_attempts} attempts (worker lost or timed out)",
+                ),
+            )
+        if task.cancel_requested:
+            return self._finish(task, TaskStatus.CANCELLED, error=None)
+        runtime_left = task.max_runtime_seconds - (now - parse_iso(task.started_at or iso(now))).total_seconds()
+        if runtime_left <= 0:
+            error = MaxRuntimeExceededError(task.max_runtime_seconds, task.segments - 1)
+            return self._finish_failed(task, TaskError(type(error).__name__, str(error)), exc=error)
+        return self._execute(task, budget, runtime_left)
+
+    def _execute(self, task: Task, budget: float, runtime_left: float) -> RunOutcome:
+        p = self._policy
+        try:
+            task_type = self._catalog.get(task.name)
+            parameters = task_type.validate(task.parameters)
+        except (TaskRunnerError, InvalidParametersError) as exc:
+            return self._finish_failed(task, TaskError(type(exc).__name__, str(exc)), exc=exc)
+        ctx = RunContext(
+            task,
+            self._repo,
+            self._clock,
+            segment_seconds=min(budget, runtime_left),
+            runtime_limited=runtime_left <= budget,
+            policy=p,
+            messages=self._messages,
+            http=self._http,
+        )
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["result"] = task_type.run(parameters, ctx)
+            except BaseException as exc:
+                box["error"] = exc
+
+        thread = threading.Thread(target=target, name=f"task-{task.task_id}", daemon=True)
+        thread.start()
+        # the deadline moves with each checkpoint: wait in slices
+        while thread.is_alive() and time.monotonic() < ctx.hard_deadline() + 0.5:
+            thread.join(min(0.25, max(0.01, ctx.hard_deadline() + 0.5 - time.monotonic())))
+        if thread.is_alive():
+            ctx.abandon()
+            box["error"] = ctx.expired() or TaskTimeoutError(task.timeout_seconds)
+        if "error" in box:
+            failure: BaseException = box["error"]
+            if isinstance(failure, SegmentEndedError):
+                return self._hand_over(task, ctx)
+            if isinstance(failure, TaskCancelledError):
+                if ctx.abandoned:
+                    return RunOutcome.finished()
+                return self._finish(task, TaskStatus.CANCELLED, error=None)
+            if isinstance(failure, TaskTimeoutError):
+                return self._failure(task, failure, retryable=True)
+            permanent = (
+                NonRetryableError,
+                InvalidParametersError,
+                EgressDeniedError,
+                MaxRuntimeExceededError,
+                CheckpointError,
+                ValueError,
+                TypeError,
+            )
+            retryable = not isinstance(failure, permanent)
+            if isinstance(failure, DependencyUnavailableError):
+                retryable = True
+            return self._failure(task, failure, retryable=retryable)
+        try:
+            result = jsonsafe.normalise(box.get("result"))
+        except jsonsafe.UnsafeJsonError as exc:
+            # never stored poisoned: the task fails, and saying why is the result
+            return self._finish_failed(
+                task, TaskError("InvalidResultError", f"task result is not valid, bounded JSON: {exc}")
+            )
+        encoded = json.dumps(result, separators=(",", ":"))
+        if len(encoded.encode()) > p.result_max_bytes:
+            return self._finish_failed(
+                task,
+                TaskError(
+                    "ResultTooLargeError",
+                    f"task result is {len(encoded.encode())} bytes as JSON; the limit is {p.result_max_bytes} bytes",
+                ),
+            )
+        return self._finish(task, TaskStatus.COMPLETED, error=None, result=result)
+
+    def _hand_over(self, task: Task, ctx: RunContext) -> RunOutcome:
+        """End this segment: store the checkpoint, leave the task RUNNING between segments and
+        send the message that starts the next one in a fresh invocation."""
+        ctx.abandon()  # the task's thread writes nothing more
+        p = self._policy
+        now = self._clock.now()
+        due = iso(after(now, p.pending_grace_seconds))
+        changes = ctx.take_pending(iso(now))
+        changes.update(handed_over_at=iso(now), updated_at=iso(now), lease_expires_at=due, due_at=due)
+        history = attempt_history(task, p.max_attempts_limit)
+        if history != task.attempt_history:
+            changes["attempt_history"] = history  # an earlier attempt lost: said as soon as known
+        try:
+            waiting = self._repo.update(
+                task.ref,
+                changes,
+                segment_running(task.attempts, task.segments),
+                current=task,
+            )
+        except ConditionFailedError:
+            self._telemetry.task_event("claim_lost", task)
+            return RunOutcome.finished()
+        self._telemetry.task_event(
+            "segment_ended",
+            waiting,
+            attempt=waiting.attempts,
+            segment=waiting.segments,
+            segment_ms=round(ctx.elapsed * 1000),
+            progress=waiting.progress.percent,
+        )
+        self._telemetry.metric("SegmentsHandedOver", 1, task_type=task.name)
+        if waiting.cancel_requested:
+            return self._finish(waiting, TaskStatus.CANCELLED, error=None)
+        try:
+            self._queue.enqueue(waiting, continuation=True)
+        except DependencyUnavailableError as exc:
+            # stored as waiting: the reconciler sends the continuation once it is due
+            self._telemetry.task_event("continuation_not_enqueued", waiting, error=str(exc))
+        return RunOutcome.finished(waiting)
+
+    def _failure(self, task: Task, exc: BaseException, *, retryable: bool) -> RunOutcome:
+        error = TaskError(type(exc).__name__, str(exc) or type(exc).__name__)
+        if not retryable or task.attempts >= task.max_attempts:
+            return self._finish_failed(task, error, exc=exc)
+        p = self._policy
+        delay = backoff_seconds(task.attempts, p.retry_base_seconds, p.retry_cap_seconds, self._rand)
+        now = self._clock.now()
+        next_at = iso(after(now, delay))
+        outcome = outcome_for(exc, AttemptOutcome.RETRYING)
+        entry = attempt_entry(task, outcome, iso(now), error=error, exc=exc)
+        try:
+            updated = self._repo.update(
+                task.ref,
+                {
+                    "status": TaskStatus.RETRYING,
+                    "error": error,
+                    "updated_at": iso(now),
+                    "next_attempt_at": next_at,
+                    "lease_expires_at": None,
+                    "due_at": iso(after(now, delay + p.pending_grace_seconds)),
+                    "attempt_history": attempt_history(task, p.max_attempts_limit, entry),
+                },
+                Expect(frozenset({TaskStatus.RUNNING}), attempts=task.attempts, segments=task.segments),
+                current=task,
+            )
+        except ConditionFailedError:
+            return RunOutcome.finished()
+        self._telemetry.task_event(
+            "retrying", updated, error_type=error.type, error=error.message, retry_in_seconds=delay
+        )
+        self._telemetry.metric("TasksRetried", 1, task_type=task.name)
+        return RunOutcome.later(delay, updated)
+
+    def _finish_failed(self, task: Task, error: TaskError, *, exc: BaseException | None = None) -> RunOutcome:
+        return self._finish(task, TaskStatus.FAILED, error=error, exc=exc)
+
+    def _finish(
+        self,
+        task: Task,
+        status: TaskStatus,
+        *,
+        error: TaskError | None,
+        result: Any = None,
+        exc: BaseException | None = None,
+    ) -> RunOutcome:
+        now = iso(self._clock.now())
+        changes = terminal_changes(status, now, error=error, result=result)
+        if status is TaskStatus.COMPLETED:
+            changes["progress"] = Progress(100.0, "completed")
+        outcome = outcome_for(exc, AttemptOutcome(status.value))
+        entry = attempt_entry(task, outcome, now, error=error, exc=exc)
+        changes["attempt_history"] = attempt_history(task, self._policy.max_attempts_limit, entry)
+        try:
+            final = self._repo.update(
+                task.ref,
+                changes,
+                Expect(frozenset({TaskStatus.RUNNING}), attempts=task.attempts, segments=task.segments),
+                current=task,
+            )
+        except ConditionFailedError:
+            # The claim was lost (lease expired and another delivery took over): its outcome wins.
+            self._telemetry.task_event("claim_lost", task)
+            return RunOutcome.finished()
+        self._report_end(final)
+        self._ensure_callback(final)
+        return RunOutcome.finished(final)
+
+    def _report_end(self, task: Task) -> None:
+        metric = {
+            TaskStatus.COMPLETED: "TasksCompleted",
+            TaskStatus.FAILED: "TasksFailed",
+            TaskStatus.CANCELLED: "TasksCancelled",
+        }[task.status]
+        fields: dict[str, Any] = {"attempts": task.attempts, "segments": task.segments}
+        if task.error is not None:
+            fields.update(error_type=task.error.type, error=task.error.message)
+        if task.started_at and task.completed_at:
+            duration = (parse_iso(task.completed_at) - parse_iso(task.started_at)).total_seconds() * 1000
+            fields["duration_ms"] = round(duration)
+            self._telemetry.metric("RunDuration", duration, unit="Milliseconds", task_type=task.name)
+        self._telemetry.task_event(task.status.value.lower(), task, **fields)
+        self._telemetry.metric(metric, 1, task_type=task.name)
+
+    def _ensure_callback(self, task: Task) -> None:
+        if task.callback is not None and task.callback.status in (CallbackStatus.PENDING,):
+            self._queue.enqueue_callback(task.task_id)
+
+    def fail_from_dead_letter(self, task_id: str, reason: str) -> Task | None:
+        """A message reached the DLQ: the task ends FAILED with the reason (unless already terminal)."""
+        for _ in range(3):
+            task = self._repo.get(task_id)
+            if task is None or task.is_terminal:
+                return task
+            now = iso(self._clock.now())
+            error = TaskError("DeadLetterError", reason)
+            changes = terminal_changes(TaskStatus.FAILED, now, error=error)
+            if task.status is TaskStatus.RUNNING and task.attempts > 0:
+                # the running attempt ends here: recorded as such (under the claim it ran on)
+                entry = attempt_entry(task, AttemptOutcome.FAILED, now, error=error)
+                changes["attempt_history"] = attempt_history(task, self._policy.max_attempts_limit, entry)
+            try:
+                final = self._repo.update(task.ref, changes, Expect(frozenset(ACTIVE_STATUSES), attempts=task.attempts))
+                break
+            except ConditionFailedError:
+                continue
+        else:
+            return self._repo.get(task_id)
+        self._report_end(final)
+        self._ensure_callback(final)
+        return final
