@@ -35,7 +35,9 @@ def world():
 def submit(fakes, owner: str, n: int = 1) -> list[str]:
     ids = []
     for _ in range(n):
-        ids.append(fakes.services.tasks.submit(owner, SubmitRequest(name="sleep", parameters={"seconds": 1})).task.task_id)
+        ids.append(
+            fakes.services.tasks.submit(owner, SubmitRequest(name="sleep", parameters={"seconds": 1})).task.task_id
+        )
         fakes.clock.advance(1)
     return ids
 

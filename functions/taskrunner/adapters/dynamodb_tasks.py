@@ -542,7 +542,9 @@ class DynamoDbTaskRepository:
             if start is None or time.monotonic() >= deadline:
                 return
 
-    def count_by_status(self, owner: str, status: TaskStatus, *, since: str | None, deadline: float) -> tuple[int, bool]:
+    def count_by_status(
+        self, owner: str, status: TaskStatus, *, since: str | None, deadline: float
+    ) -> tuple[int, bool]:
         """Select=COUNT on ``by-owner-status``: only the matching keys are read, no items sent."""
         values: dict[str, Any] = {":owner": _s(owner), ":lo": _s(f"{status.value}#{since or ''}")}
         # '$' sorts right after '#': every key of this status is below it

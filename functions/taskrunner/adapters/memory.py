@@ -107,7 +107,9 @@ class InMemoryTaskRepository:
         return sorted(rows, key=lambda t: t.due_at or "")[:limit]
 
     # -- monitor reads (domain/monitor.py's TaskStats) ---------------------------------
-    def count_by_status(self, owner: str, status: TaskStatus, *, since: str | None, deadline: float) -> tuple[int, bool]:
+    def count_by_status(
+        self, owner: str, status: TaskStatus, *, since: str | None, deadline: float
+    ) -> tuple[int, bool]:
         self._maybe_fail()
         counted = sum(
             1

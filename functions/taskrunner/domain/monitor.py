@@ -39,14 +39,18 @@ class InvalidQueryError(ValueError):
 
 
 class TaskStats(Protocol):
-    def count_by_status(self, owner: str, status: TaskStatus, *, since: str | None, deadline: float) -> tuple[int, bool]:
+    def count_by_status(
+        self, owner: str, status: TaskStatus, *, since: str | None, deadline: float
+    ) -> tuple[int, bool]:
         """How many of ``owner``'s tasks in ``status`` were created at or after ``since``;
         the bool says whether the count is complete (False: cut off at ``deadline``)."""
 
     def recent(self, owner: str, *, since: str, limit: int, deadline: float) -> tuple[list[Task], bool]:
         """``owner``'s tasks created at or after ``since``, newest first, at most ``limit``."""
 
-    def find_by_prefix(self, owner: str, prefix: str, *, max_items: int, deadline: float) -> tuple[list[Task], int, bool]:
+    def find_by_prefix(
+        self, owner: str, prefix: str, *, max_items: int, deadline: float
+    ) -> tuple[list[Task], int, bool]:
         """``owner``'s tasks whose id starts with ``prefix`` among the newest ``max_items``:
         (matches, items looked at, whether every task of the owner was looked at)."""
 
@@ -130,15 +134,16 @@ class MonitorService:
         }
 
     def queues(self) -> dict[str, Any]:
-        return {"queues": self._queues.depths() if self._queues is not None else [], "generated_at": iso(self._clock.now())}
+        return {
+            "queues": self._queues.depths() if self._queues is not None else [],
+            "generated_at": iso(self._clock.now()),
+        }
 
     def series(self, owner: str, minutes: int = 60) -> dict[str, Any]:
         now = self._clock.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
         start = now - timedelta(minutes=minutes)
         deadline = self._monotonic() + self.limits.series_seconds
-        tasks, complete = self._stats.recent(
-            owner, since=iso(start), limit=self.limits.series_items, deadline=deadline
-        )
+        tasks, complete = self._stats.recent(owner, since=iso(start), limit=self.limits.series_items, deadline=deadline)
         buckets = [start + timedelta(minutes=i) for i in range(minutes)]
         ended: list[dict[str, int]] = [{"completed": 0, "failed": 0} for _ in buckets]
         runs: list[list[float]] = [[] for _ in buckets]
