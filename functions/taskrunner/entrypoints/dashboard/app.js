@@ -1057,8 +1057,10 @@
   async function refreshAll() {
     if (!state.connected) return;
     const jobs = [loadList()];
+    const seriesAge = Date.now() - state.seriesAt;
+    // a task that ended shows in the charts within seconds, not at the next 30 s refresh
+    if (seriesAge > SERIES_EVERY_MS || (state.countsDirty && seriesAge > 3000)) jobs.push(loadSeries());
     if (state.countsDirty || Date.now() - state.countsAt > COUNTS_EVERY_MS) jobs.push(loadCounts(), loadQueues());
-    if (Date.now() - state.seriesAt > SERIES_EVERY_MS) jobs.push(loadSeries());
     const shown = state.selected ? state.tasks.get(state.selected) : null;
     if (shown && !state.streams.has(shown.task_id) && callbackPending(shown)) jobs.push(reloadSelected(shown.task_id));
     try {
