@@ -319,12 +319,26 @@ def test_monitor_counts_queues_charts_search_and_live_list(stack, page: Page):
         expect(row.locator("td.wait")).to_have_text(re.compile(r"^\d+\.\d+ s$"))
 
         # a new task shows in the list within about a second, without a click
-        started = time.monotonic()
-        fresh = client.post("/api/tasks", json={"name": "sleep", "parameters": {"seconds": 0.2}}).json()["task_id"]
-        expect(page.locator(f'tr[data-task-id="{fresh}"]')).to_be_visible(timeout=1_500)
-        latency = time.monotonic() - started
-        print(f"new task listed after {latency:.2f} s")
-        assert latency < 1.5, latency
+        # the page notes when each row first shows (wall clock, as this process reads it)
+        page.evaluate(
+            """() => {
+                window.__rowSeen = {};
+                new MutationObserver(() => {
+                    for (const row of document.querySelectorAll('#task-rows tr[data-task-id]')) {
+                        window.__rowSeen[row.dataset.taskId] ??= Date.now();
+                    }
+                }).observe(document.querySelector('#task-rows'), {childList: true});
+            }"""
+        )
+        latencies = []
+        for _ in range(5):
+            fresh = client.post("/api/tasks", json={"name": "sleep", "parameters": {"seconds": 0.2}}).json()["task_id"]
+            accepted = time.time()  # the task exists from here on
+            expect(page.locator(f'tr[data-task-id="{fresh}"]')).to_be_visible(timeout=2_000)
+            latencies.append(page.evaluate(f"() => window.__rowSeen['{fresh}']") / 1000 - accepted)
+            time.sleep(0.3)
+        print("new task listed after " + ", ".join(f"{s:.2f}" for s in latencies) + " s")
+        assert max(latencies) < 1.25, latencies
 
         # the time filter: nothing was created in the future, everything in the last 15 minutes
         page.select_option("#filter-range", "15m")

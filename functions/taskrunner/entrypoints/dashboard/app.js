@@ -10,9 +10,10 @@
   const STATUSES = ["PENDING", "RUNNING", "RETRYING", "COMPLETED", "FAILED", "CANCELLED"];
   const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
   const KEY_STORAGE = "taskrunner.apiKey";
-  // the list is polled every second while the tab is visible (cheap: the API answers 304 to
-  // the page's ETag when nothing changed); counts and queues every 5 s; the charts every 30 s
-  const REFRESH_MS = 1000;
+  // the list is polled every 0.75 s while the tab is visible, so a change shows within a second
+  // (cheap: the API answers 304 to the page's ETag when nothing changed); counts and queues
+  // every 5 s; the charts every 30 s
+  const REFRESH_MS = 750;
   const COUNTS_EVERY_MS = 5000;
   const SERIES_EVERY_MS = 30000;
   const RANGE_MS = { "15m": 15 * 60e3, "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, all: null };
@@ -49,6 +50,7 @@
     listTasks: [],
     seriesAt: 0,
     charts: {},
+    monitorBusy: false,
   };
 
   // ------------------------------------------------------------------ helpers
@@ -400,10 +402,10 @@
         axes,
         series: [
           {},
-          { label: "run p50", stroke: "#2f6feb", spanGaps: true },
-          { label: "run p95", stroke: "#8250df", spanGaps: true },
-          { label: "wait p50", stroke: "#bf8700", spanGaps: true },
-          { label: "wait p95", stroke: "#d4a72c", dash: [4, 4], spanGaps: true },
+          { label: "run p50", stroke: "#2f6feb", points: { show: true, size: 5 }, spanGaps: true },
+          { label: "run p95", stroke: "#8250df", points: { show: true, size: 5 }, spanGaps: true },
+          { label: "wait p50", stroke: "#bf8700", points: { show: true, size: 5 }, spanGaps: true },
+          { label: "wait p95", stroke: "#d4a72c", dash: [4, 4], points: { show: true, size: 5 }, spanGaps: true },
         ],
       },
       [s.t, s.run_p50, s.run_p95, s.wait_p50, s.wait_p95],
@@ -1056,17 +1058,34 @@
 
   async function refreshAll() {
     if (!state.connected) return;
+    // The monitor's reads (counts, queues, charts) run beside the list, never ahead of it: the
+    // list's one-second rhythm does not wait for them.
+    refreshMonitor();
     const jobs = [loadList()];
-    const seriesAge = Date.now() - state.seriesAt;
-    // a task that ended shows in the charts within seconds, not at the next 30 s refresh
-    if (seriesAge > SERIES_EVERY_MS || (state.countsDirty && seriesAge > 3000)) jobs.push(loadSeries());
-    if (state.countsDirty || Date.now() - state.countsAt > COUNTS_EVERY_MS) jobs.push(loadCounts(), loadQueues());
     const shown = state.selected ? state.tasks.get(state.selected) : null;
     if (shown && !state.streams.has(shown.task_id) && callbackPending(shown)) jobs.push(reloadSelected(shown.task_id));
     try {
       await Promise.all(jobs);
     } catch (err) {
       report(err, "Refreshing");
+    }
+  }
+
+  async function refreshMonitor() {
+    if (state.monitorBusy) return;
+    const jobs = [];
+    const seriesAge = Date.now() - state.seriesAt;
+    // a task that ended shows in the charts within seconds, not at the next 30 s refresh
+    if (seriesAge > SERIES_EVERY_MS || (state.countsDirty && seriesAge > 3000)) jobs.push(loadSeries());
+    if (state.countsDirty || Date.now() - state.countsAt > COUNTS_EVERY_MS) jobs.push(loadCounts(), loadQueues());
+    if (!jobs.length) return;
+    state.monitorBusy = true;
+    try {
+      await Promise.all(jobs);
+    } catch (err) {
+      report(err, "Refreshing the monitor");
+    } finally {
+      state.monitorBusy = false;
     }
   }
 
