@@ -278,6 +278,40 @@ def test_a_wrong_key_is_reported(stack, page: Page):
     expect(page.locator("body")).to_have_class("disconnected")
 
 
+def test_failed_task_shows_its_attempts_and_retry_links_a_new_task(stack, page: Page):
+    with stack.client() as client:
+        accepted = client.post(
+            "/api/tasks", json={"name": "fail", "parameters": {"message": "bad input", "retryable": False}}
+        )
+        assert accepted.status_code == 202, accepted.text
+        old_id = accepted.json()["task_id"]
+        wait_until(
+            lambda: client.get(f"/api/tasks/{old_id}/state").json()["status"] == "FAILED", 30, "fail did not fail"
+        )
+
+    connect(page, stack)
+    page.goto(f"{stack.url}/dashboard#/tasks/{old_id}")
+    expect(page.locator("#detail-status")).to_have_text("FAILED")
+    attempt = page.locator('#detail-attempt-list li[data-attempt="1"]')
+    expect(attempt).to_have_attribute("data-outcome", "FAILED")
+    expect(attempt.locator(".attempt-error")).to_have_text("NonRetryableError: bad input")
+    traceback = attempt.locator("details.traceback pre")
+    expect(traceback).to_be_hidden()  # folded until asked for
+    attempt.locator("details.traceback summary").click()
+    expect(traceback).to_be_visible()
+    expect(traceback).to_contain_text("tasks/fail.py")
+
+    expect(page.locator("#detail-cancel")).to_be_hidden()
+    page.locator("#detail-retry").click()
+    expect(page.locator("#detail-retry-of")).to_have_text(old_id)
+    new_id = page.locator("#detail-id").text_content()
+    assert new_id and new_id != old_id
+    expect(page.locator("#detail-status")).to_have_text("FAILED", timeout=30_000)  # it fails again, as it must
+    with stack.client() as client:
+        new = client.get(f"/api/tasks/{new_id}/state").json()
+        assert new["retry_of"] == old_id and new["parameters"]["message"] == "bad input"
+
+
 def test_monitor_counts_queues_charts_search_and_live_list(stack, page: Page):
     with stack.client() as client:
         done = client.post("/api/tasks", json={"name": "sleep", "parameters": {"seconds": 0.3}}).json()["task_id"]

@@ -231,3 +231,82 @@ def test_segments_hand_over_and_continuation_conditions_on_dynamodb(repo):
         Expect(frozenset({TaskStatus.RUNNING}), attempts=1, segments=2),
     )
     assert done.checkpoint is None and done.segments == 2
+
+
+def test_attempt_history_round_trips_and_stays_bounded(services, repo):
+    from taskrunner.domain.attempts import Attempt, AttemptOutcome
+    from taskrunner.domain.service import SubmitRequest
+
+    task = services.tasks.submit(
+        "default", SubmitRequest(name="fail", parameters={"message": "tr_abcdefgh_secret-ish"}, max_attempts=10)
+    ).task
+    for _ in range(10):
+        services.worker.run(task.ref, remaining_seconds=900.0, timeout_hint=task.timeout_seconds)
+    stored = repo.get(task.task_id)
+    assert stored.status is TaskStatus.FAILED and stored.attempts == 10
+    outcomes = [(e.number, e.outcome) for e in stored.attempt_history]
+    assert outcomes == [(n, AttemptOutcome.RETRYING) for n in range(1, 10)] + [(10, AttemptOutcome.FAILED)]
+    last = stored.attempt_history[-1]
+    assert last.error_type == "IntentionalFailure" and last.message == "tr_[redacted]" and last.traceback
+    assert repo.get(task.task_id) == stored  # read back as written
+
+    # one more attempt than the history keeps: the oldest entry goes, the item stays bounded
+    full = tuple(
+        Attempt.ended(n, AttemptOutcome.RETRYING, started_at=None, ended_at=None, duration_ms=1, segments=n)
+        for n in range(1, 11)
+    )
+    repo.create(make(2, name="fail", status=TaskStatus.RETRYING, attempts=10, max_attempts=10, attempt_history=full))
+    services.worker.run(repo.get("t-002").ref, remaining_seconds=900.0, timeout_hint=60)
+    bounded = repo.get("t-002")
+    assert bounded.status is TaskStatus.FAILED and bounded.error.type == "AttemptsExhausted"
+    assert [e.number for e in bounded.attempt_history] == list(range(2, 12))
+    assert bounded.to_public()["attempt_history"][-1]["error"]["type"] == "AttemptsExhausted"
+
+
+def test_a_reclaiming_claim_keeps_the_lost_attempts_start(repo):
+    from taskrunner.domain.attempts import AttemptOutcome
+    from taskrunner.domain.service import attempt_entry, attempt_history
+
+    repo.create(make(1, retry_of="t-000"))
+    ref = repo.get("t-001").ref
+    first = repo.update(
+        ref,
+        {
+            "status": TaskStatus.RUNNING,
+            "attempt_started_at": "2026-11-19T09:01:00.000Z",
+            "lease_expires_at": "2026-11-19T09:02:00.000Z",
+        },
+        CLAIM,
+        increment_attempts=True,
+        increment_segments=True,
+    )
+    assert first.prior_attempt_started_at is None and first.attempt_started_at == "2026-11-19T09:01:00.000Z"
+    second = repo.update(  # the lease ran out: reclaimed
+        ref,
+        {
+            "status": TaskStatus.RUNNING,
+            "attempt_started_at": "2026-11-19T09:05:00.000Z",
+            "lease_expires_at": "2026-11-19T09:06:00.000Z",
+        },
+        CLAIM,
+        increment_attempts=True,
+        increment_segments=True,
+    )
+    assert second.prior_attempt_started_at == "2026-11-19T09:01:00.000Z"
+    assert second.attempt_started_at == "2026-11-19T09:05:00.000Z" and second.retry_of == "t-000"
+    entry = attempt_entry(second, AttemptOutcome.COMPLETED, "2026-11-19T09:05:02.000Z")
+    done = repo.update(
+        ref,
+        {"status": TaskStatus.COMPLETED, "attempt_history": attempt_history(second, 10, entry)},
+        Expect(frozenset({TaskStatus.RUNNING}), attempts=2),
+        current=second,
+    )
+    lost, completed = repo.get("t-001").attempt_history
+    assert done.attempt_history == (lost, completed)
+    assert (lost.number, lost.outcome, lost.started_at, lost.duration_ms) == (
+        1,
+        AttemptOutcome.LOST,
+        "2026-11-19T09:01:00.000Z",
+        240_000,
+    )
+    assert (completed.number, completed.duration_ms, completed.segments) == (2, 2000, 2)

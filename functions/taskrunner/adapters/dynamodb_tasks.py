@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..domain import jsonsafe
+from ..domain.attempts import history_from_json
 from ..domain.errors import (
     ConditionFailedError,
     InvalidCursorError,
@@ -54,6 +55,9 @@ STR_FIELDS = (
     "due_at",
     "checkpointed_at",
     "handed_over_at",
+    "attempt_started_at",
+    "prior_attempt_started_at",
+    "retry_of",
 )
 INT_FIELDS = (
     "max_attempts",
@@ -90,6 +94,8 @@ def _encode(field: str, value: Any) -> dict[str, Any] | None:
         return _s(json.dumps(value.to_dict()))
     if field == "callback":
         return _s(json.dumps(value.to_dict()))
+    if field == "attempt_history":  # our own JSON, bounded (see domain/attempts.py)
+        return _s(json.dumps([entry.to_dict() for entry in value], separators=(",", ":")))
     if field in INT_FIELDS:
         return {"N": str(int(value))}
     if field in BOOL_FIELDS:
@@ -101,7 +107,8 @@ def _encode(field: str, value: Any) -> dict[str, Any] | None:
 
 def task_to_item(task: Task) -> dict[str, Any]:
     item: dict[str, Any] = {"task_id": _s(task.task_id), "status": _s(task.status.value)}
-    for field in (*JSON_FIELDS, *STR_FIELDS, *INT_FIELDS, *BOOL_FIELDS, "error", "progress", "callback", "checkpoint"):
+    own_json = ("error", "progress", "callback", "checkpoint", "attempt_history")
+    for field in (*JSON_FIELDS, *STR_FIELDS, *INT_FIELDS, *BOOL_FIELDS, *own_json):
         encoded = _encode(field, getattr(task, field))
         if encoded is not None:
             item[field] = encoded
@@ -188,6 +195,10 @@ def item_to_task(item: Mapping[str, Any]) -> Task:
         checkpoint=free("checkpoint"),
         checkpointed_at=s("checkpointed_at"),
         handed_over_at=s("handed_over_at"),
+        attempt_history=history_from_json(j("attempt_history")),
+        attempt_started_at=s("attempt_started_at"),
+        prior_attempt_started_at=s("prior_attempt_started_at") or None,
+        retry_of=s("retry_of"),
     )
 
 
@@ -318,6 +329,13 @@ class DynamoDbTaskRepository:
         values: dict[str, Any] = {":one": {"N": "1"}}
         sets = ["#version = #version + :one"]
         removes: list[str] = []
+        if "attempt_started_at" in changes:
+            # keep the start of the attempt this claim replaces (read before the SET below
+            # changes it: an update expression reads the item as it was)
+            names["#prior_start"] = "prior_attempt_started_at"
+            values[":no_start"] = _s("")
+            alias = f"#f{list(changes).index('attempt_started_at')}"
+            sets.append(f"#prior_start = if_not_exists({alias}, :no_start)")
         for i, (field, value) in enumerate(changes.items()):
             alias = f"#f{i}"
             names[alias] = field

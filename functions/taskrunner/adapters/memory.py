@@ -69,8 +69,13 @@ class InMemoryTaskRepository:
             values = dict(changes)
             if "started_at" in values and task.started_at is not None:
                 values["started_at"] = task.started_at
+            if "attempt_started_at" in values:
+                # the start of the attempt this claim replaces is kept (see Task)
+                values["prior_attempt_started_at"] = task.attempt_started_at
             if "status" in values:
                 values["status"] = TaskStatus(values["status"])
+            if "attempt_history" in values:
+                values["attempt_history"] = tuple(values["attempt_history"])
             if increment_attempts:
                 values["attempts"] = task.attempts + 1
             if increment_segments:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import jsonsafe
+from .attempts import Attempt
 
 
 class TaskStatus(enum.StrEnum):
@@ -178,6 +179,14 @@ class Task:
     checkpoint: Any = None
     checkpointed_at: str | None = None
     handed_over_at: str | None = None
+    # Debugging a failure: the last attempts (oldest first, at most Policy.max_attempts_limit),
+    # when the running attempt started, the start of the attempt it replaced (kept by the
+    # claim that writes ``attempt_started_at``, so a lost attempt can be recorded later), and
+    # the task this one re-runs (POST /api/tasks/{id}/retry).
+    attempt_history: tuple[Attempt, ...] = ()
+    attempt_started_at: str | None = None
+    prior_attempt_started_at: str | None = None
+    retry_of: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -213,6 +222,8 @@ class Task:
             "updated_at": self.updated_at,
             "completed_at": self.completed_at,
             "callback": self.callback.to_dict() if self.callback else None,
+            "attempt_history": [entry.to_dict() for entry in self.attempt_history],
+            "retry_of": self.retry_of,
             "version": self.version,
         }
 

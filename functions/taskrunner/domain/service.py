@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import jsonsafe
+from .attempts import Attempt, AttemptOutcome
 from .errors import (
     CheckpointError,
     ConditionFailedError,
@@ -70,6 +71,9 @@ from .ports import (
 from .receivers import ReceiverHealth
 
 logger = logging.getLogger(__name__)
+
+
+RETRYABLE_STATUSES = frozenset({TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 
 class NonRetryableError(TaskRunnerError):
@@ -208,7 +212,9 @@ class TaskService:
             error = {"loc": ["body", "max_runtime_seconds"], "msg": problem, "type": "max_runtime"}
             raise InvalidParametersError(task_type.name, [error])
 
-    def submit(self, owner: str, request: SubmitRequest, *, idempotency_key: str | None = None) -> SubmitResult:
+    def submit(
+        self, owner: str, request: SubmitRequest, *, idempotency_key: str | None = None, retry_of: str | None = None
+    ) -> SubmitResult:
         # Valid, bounded JSON only: checked before anything (the idempotency hash too) reads it.
         _require_safe_json(request.name, {"parameters": request.parameters, "metadata": request.metadata})
         task_type = self._catalog.get(request.name)
@@ -220,11 +226,16 @@ class TaskService:
         self._check_runtime(task_type, parameters, request.max_runtime_seconds)
         digest = None
         if idempotency_key is not None:
-            digest = request_hash(dataclasses.asdict(request))
+            fields = dataclasses.asdict(request)
+            if retry_of is not None:
+                fields["retry_of"] = retry_of  # a retry of another task is another request
+            digest = request_hash(fields)
             earlier = self._repo.find_by_idempotency_key(owner, idempotency_key)
             if earlier is not None:
                 return self._replay(owner, idempotency_key, digest, earlier)
         task = self._new_task(owner, request, parameters, task_type.queue, task_type.timeout_seconds, idempotency_key)
+        if retry_of is not None:
+            task = dataclasses.replace(task, retry_of=retry_of)
         try:
             self._repo.create(task, idempotency_hash=digest)
         except TaskAlreadyExistsError:
@@ -239,9 +250,28 @@ class TaskService:
         except DependencyUnavailableError as exc:
             # The task is stored PENDING; the reconciler sends its message once it is due.
             self._telemetry.task_event("enqueue_failed_left_for_reconciler", task, error=str(exc))
-        self._telemetry.task_event("submitted", task, queue=task.queue, priority=task.priority)
+        extra = {"retry_of": retry_of} if retry_of is not None else {}
+        self._telemetry.task_event("submitted", task, queue=task.queue, priority=task.priority, **extra)
         self._telemetry.metric("TasksSubmitted", 1, task_type=task.name)
         return SubmitResult(task=task, created=True)
+
+    def retry(self, owner: str, task_id: str, *, idempotency_key: str | None = None) -> SubmitResult:
+        """Run a FAILED or CANCELLED task again as a new task (``retry_of`` names the old one)
+        with the same type, parameters, callback, metadata and limits, through submit's path."""
+        old = self.get(owner, task_id)
+        if old.status not in RETRYABLE_STATUSES:
+            raise InvalidTransitionError(task_id, old.status.value, "retry (only FAILED or CANCELLED tasks can be)")
+        request = SubmitRequest(
+            name=old.name,
+            parameters=dict(old.parameters),
+            callback_url=old.callback.url if old.callback else None,
+            max_attempts=old.max_attempts,
+            timeout_seconds=old.timeout_seconds,
+            metadata=dict(old.metadata),
+            priority=old.priority,
+            max_runtime_seconds=old.max_runtime_seconds,
+        )
+        return self.submit(owner, request, idempotency_key=idempotency_key, retry_of=old.task_id)
 
     def _replay(self, owner: str, key: str, digest: str, earlier: tuple[str, str]) -> SubmitResult:
         task_id, earlier_digest = earlier
@@ -319,10 +349,13 @@ class TaskService:
                     self._enqueue_callback(cancelled)
                     return cancelled
                 if task.status is TaskStatus.RUNNING and task.handed_over_at is not None:
-                    # between two segments nothing runs it: it ends now
+                    # between two segments nothing runs it: it ends now (and so does its attempt)
+                    changes = _terminal_changes(TaskStatus.CANCELLED, now, error=None)
+                    entry = attempt_entry(task, AttemptOutcome.CANCELLED, now)
+                    changes["attempt_history"] = attempt_history(task, self._policy.max_attempts_limit, entry)
                     cancelled = self._repo.update(
                         task.ref,
-                        _terminal_changes(TaskStatus.CANCELLED, now, error=None),
+                        changes,
                         Expect(
                             frozenset({TaskStatus.RUNNING}),
                             attempts=task.attempts,
@@ -374,6 +407,75 @@ def _terminal_changes(status: TaskStatus, now: str, *, error: TaskError | None, 
         "checkpoint": None,
         "handed_over_at": None,
     }
+
+
+def _ms_between(start: str | None, end: str | None) -> int | None:
+    if not start or not end:
+        return None
+    try:
+        return round((parse_iso(end) - parse_iso(start)).total_seconds() * 1000)
+    except ValueError:
+        return None
+
+
+def _outcome_for(exc: BaseException | None, outcome: AttemptOutcome) -> AttemptOutcome:
+    if isinstance(exc, (TaskTimeoutError, MaxRuntimeExceededError)):
+        return AttemptOutcome.TIMED_OUT
+    return outcome
+
+
+def attempt_entry(
+    task: Task,
+    outcome: AttemptOutcome,
+    now: str,
+    *,
+    error: TaskError | None = None,
+    exc: BaseException | None = None,
+) -> Attempt:
+    """The entry of ``task``'s current attempt (the one its claim started), ending ``now``."""
+    started = task.attempt_started_at or (task.started_at if task.attempts == 1 else None)
+    return Attempt.ended(
+        task.attempts,
+        outcome,
+        started_at=started,
+        ended_at=now,
+        duration_ms=_ms_between(started, now),
+        segments=task.segments,
+        error_type=error.type if error else None,
+        message=error.message if error else None,
+        exc=exc,
+    )
+
+
+def attempt_history(task: Task, limit: int, entry: Attempt | None = None) -> tuple[Attempt, ...]:
+    """``task``'s history, with an entry for each earlier attempt that ended without one (its
+    worker vanished; this attempt's claim took the task over once the lease had run out: LOST),
+    then ``entry``; the last ``limit`` entries."""
+    entries = list(task.attempt_history)
+    last = max((e.number for e in entries), default=0)
+    # the claim kept the start of the attempt it replaced: unknown (None), that attempt ended
+    # before attempts were recorded, and nothing is made up for it
+    missing = range(last + 1, task.attempts) if task.prior_attempt_started_at else range(0)
+    for number in missing:
+        latest = number == task.attempts - 1  # the one whose start the claim kept
+        started = task.prior_attempt_started_at if latest else None
+        ended = task.attempt_started_at if latest else None
+        entries.append(
+            Attempt.ended(
+                number,
+                AttemptOutcome.LOST,
+                started_at=started,
+                ended_at=ended,
+                duration_ms=_ms_between(started, ended),
+                segments=task.segments - 1 if latest else None,
+                error_type="WorkerLost",
+                message="the worker stopped without recording an outcome; the task was claimed again "
+                "once its lease had run out",
+            )
+        )
+    if entry is not None:
+        entries.append(entry)
+    return tuple(entries[-max(1, limit) :])
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -538,9 +640,7 @@ class _RunContext:
             task = self._repo.update(
                 self._ref,
                 changes,
-                Expect(
-                    frozenset({TaskStatus.RUNNING}), attempts=self.attempt, segments=self.segment, handed_over=False
-                ),
+                segment_running(self.attempt, self.segment),
             )
         except ConditionFailedError:
             # Our claim is gone (lease lost, task reclaimed): stop working on it.
@@ -582,6 +682,12 @@ class _RunContext:
             ) and time.monotonic() - self._last_write >= self._min_interval:
                 self._flush()
             time.sleep(min(left, 0.1))
+
+
+def segment_running(attempt: int, segment: int) -> Expect:
+    """The condition of every write a running segment makes: its claim still holds (same
+    attempt and segment) and it has not handed the task on."""
+    return Expect(frozenset({TaskStatus.RUNNING}), attempts=attempt, segments=segment, handed_over=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -662,6 +768,7 @@ class WorkerService:
             "due_at": lease,
             "next_attempt_at": None,
             "handed_over_at": None,
+            "attempt_started_at": iso(now),
         }
         try:
             # The claim: one conditional write that also returns the task (no read first).
@@ -674,7 +781,7 @@ class WorkerService:
                     increment_segments=True,
                 )
             else:
-                del claim["status"], claim["started_at"], claim["next_attempt_at"]
+                del claim["status"], claim["started_at"], claim["next_attempt_at"], claim["attempt_started_at"]
                 task = self._repo.update(
                     ref,
                     claim,
@@ -737,7 +844,7 @@ class WorkerService:
         runtime_left = task.max_runtime_seconds - (now - parse_iso(task.started_at or iso(now))).total_seconds()
         if runtime_left <= 0:
             error = MaxRuntimeExceededError(task.max_runtime_seconds, task.segments - 1)
-            return self._finish_failed(task, TaskError(type(error).__name__, str(error)))
+            return self._finish_failed(task, TaskError(type(error).__name__, str(error)), exc=error)
         return self._execute(task, budget, runtime_left)
 
     def _execute(self, task: Task, budget: float, runtime_left: float) -> RunOutcome:
@@ -746,7 +853,7 @@ class WorkerService:
             task_type = self._catalog.get(task.name)
             parameters = task_type.validate(task.parameters)
         except (TaskRunnerError, InvalidParametersError) as exc:
-            return self._finish_failed(task, TaskError(type(exc).__name__, str(exc)))
+            return self._finish_failed(task, TaskError(type(exc).__name__, str(exc)), exc=exc)
         ctx = _RunContext(
             task,
             self._repo,
@@ -823,13 +930,14 @@ class WorkerService:
         due = iso(after(now, p.pending_grace_seconds))
         changes = ctx.take_pending(iso(now))
         changes.update(handed_over_at=iso(now), updated_at=iso(now), lease_expires_at=due, due_at=due)
+        history = attempt_history(task, p.max_attempts_limit)
+        if history != task.attempt_history:
+            changes["attempt_history"] = history  # an earlier attempt lost: said as soon as known
         try:
             waiting = self._repo.update(
                 task.ref,
                 changes,
-                Expect(
-                    frozenset({TaskStatus.RUNNING}), attempts=task.attempts, segments=task.segments, handed_over=False
-                ),
+                segment_running(task.attempts, task.segments),
                 current=task,
             )
         except ConditionFailedError:
@@ -856,11 +964,13 @@ class WorkerService:
     def _failure(self, task: Task, exc: BaseException, *, retryable: bool) -> RunOutcome:
         error = TaskError(type(exc).__name__, str(exc) or type(exc).__name__)
         if not retryable or task.attempts >= task.max_attempts:
-            return self._finish_failed(task, error)
+            return self._finish_failed(task, error, exc=exc)
         p = self._policy
         delay = backoff_seconds(task.attempts, p.retry_base_seconds, p.retry_cap_seconds, self._rand)
         now = self._clock.now()
         next_at = iso(after(now, delay))
+        outcome = _outcome_for(exc, AttemptOutcome.RETRYING)
+        entry = attempt_entry(task, outcome, iso(now), error=error, exc=exc)
         try:
             updated = self._repo.update(
                 task.ref,
@@ -871,6 +981,7 @@ class WorkerService:
                     "next_attempt_at": next_at,
                     "lease_expires_at": None,
                     "due_at": iso(after(now, delay + p.pending_grace_seconds)),
+                    "attempt_history": attempt_history(task, p.max_attempts_limit, entry),
                 },
                 Expect(frozenset({TaskStatus.RUNNING}), attempts=task.attempts, segments=task.segments),
                 current=task,
@@ -883,14 +994,25 @@ class WorkerService:
         self._telemetry.metric("TasksRetried", 1, task_type=task.name)
         return RunOutcome.later(delay, updated)
 
-    def _finish_failed(self, task: Task, error: TaskError) -> RunOutcome:
-        return self._finish(task, TaskStatus.FAILED, error=error)
+    def _finish_failed(self, task: Task, error: TaskError, *, exc: BaseException | None = None) -> RunOutcome:
+        return self._finish(task, TaskStatus.FAILED, error=error, exc=exc)
 
-    def _finish(self, task: Task, status: TaskStatus, *, error: TaskError | None, result: Any = None) -> RunOutcome:
+    def _finish(
+        self,
+        task: Task,
+        status: TaskStatus,
+        *,
+        error: TaskError | None,
+        result: Any = None,
+        exc: BaseException | None = None,
+    ) -> RunOutcome:
         now = iso(self._clock.now())
         changes = _terminal_changes(status, now, error=error, result=result)
         if status is TaskStatus.COMPLETED:
             changes["progress"] = Progress(100.0, "completed")
+        outcome = _outcome_for(exc, AttemptOutcome(status.value))
+        entry = attempt_entry(task, outcome, now, error=error, exc=exc)
+        changes["attempt_history"] = attempt_history(task, self._policy.max_attempts_limit, entry)
         try:
             final = self._repo.update(
                 task.ref,
@@ -928,18 +1050,23 @@ class WorkerService:
 
     def fail_from_dead_letter(self, task_id: str, reason: str) -> Task | None:
         """A message reached the DLQ: the task ends FAILED with the reason (unless already terminal)."""
-        task = self._repo.get(task_id)
-        if task is None or task.is_terminal:
-            return task
-        now = iso(self._clock.now())
-        error = TaskError("DeadLetterError", reason)
-        try:
-            final = self._repo.update(
-                task.ref,
-                _terminal_changes(TaskStatus.FAILED, now, error=error),
-                Expect(frozenset(ACTIVE_STATUSES)),
-            )
-        except ConditionFailedError:
+        for _ in range(3):
+            task = self._repo.get(task_id)
+            if task is None or task.is_terminal:
+                return task
+            now = iso(self._clock.now())
+            error = TaskError("DeadLetterError", reason)
+            changes = _terminal_changes(TaskStatus.FAILED, now, error=error)
+            if task.status is TaskStatus.RUNNING and task.attempts > 0:
+                # the running attempt ends here: recorded as such (under the claim it ran on)
+                entry = attempt_entry(task, AttemptOutcome.FAILED, now, error=error)
+                changes["attempt_history"] = attempt_history(task, self._policy.max_attempts_limit, entry)
+            try:
+                final = self._repo.update(task.ref, changes, Expect(frozenset(ACTIVE_STATUSES), attempts=task.attempts))
+                break
+            except ConditionFailedError:
+                continue
+        else:
             return self._repo.get(task_id)
         self._report_end(final)
         self._ensure_callback(final)

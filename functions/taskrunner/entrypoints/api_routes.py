@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from ..bootstrap import Services
 from ..domain.errors import DependencyUnavailableError, PayloadTooLargeError, ThrottledError
 from ..domain.models import Task, TaskStatus
-from ..domain.service import SubmitRequest
+from ..domain.service import SubmitRequest, SubmitResult
 from ..observability import logger
 from . import api_schemas as schemas
 from .api_docs import api_key_scheme
@@ -114,6 +114,10 @@ async def submit_task(
         max_runtime_seconds=body.max_runtime_seconds,
     )
     result = svc.tasks.submit(owner, request, idempotency_key=idempotency_key)
+    return _accepted(result, svc, raw, response)
+
+
+def _accepted(result: SubmitResult, svc: Services, raw: Request, response: Response) -> dict[str, Any]:
     task = result.task
     response.headers["Location"] = f"/api/tasks/{task.task_id}/state"
     if not result.created:
@@ -231,6 +235,32 @@ async def task_state(task_id: str, request: Request, svc: ServicesDep, owner: Ow
 )
 async def cancel_task(task_id: str, request: Request, svc: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
     return _public(svc.tasks.cancel(owner, task_id), svc, request)
+
+
+@api.post(
+    "/api/tasks/{task_id}/retry",
+    status_code=202,
+    response_model=schemas.TaskAccepted,
+    tags=["tasks"],
+    summary="Run a FAILED or CANCELLED task again, as a new task",
+    description="The new task has the same type, parameters, callback, metadata, priority and limits, "
+    "and `retry_of` names the old one. Send an `Idempotency-Key` to make the request safe to repeat.",
+    responses={
+        **NOT_FOUND,
+        409: schemas.error("The task is not FAILED or CANCELLED, or Idempotency-Key reused with another request"),
+        422: schemas.error("The old task's parameters or callback are no longer accepted"),
+    },
+)
+async def retry_task(
+    task_id: str,
+    raw: Request,
+    response: Response,
+    svc: ServicesDep,
+    owner: OwnerDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> dict[str, Any]:
+    result = svc.tasks.retry(owner, task_id, idempotency_key=idempotency_key)
+    return _accepted(result, svc, raw, response)
 
 
 @api.get("/api/task-types", response_model=schemas.TaskTypeList, tags=["tasks"], summary="Registered task types")

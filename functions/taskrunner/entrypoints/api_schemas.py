@@ -139,6 +139,25 @@ class CallbackBody(BaseModel):
     delivered_at: str | None = None
 
 
+class AttemptErrorBody(BaseModel):
+    type: str
+    message: str
+    traceback: list[str] = Field(
+        default_factory=list,
+        description="The last frames (at most 8), oldest first, as text; no locals, keys or secrets.",
+    )
+
+
+class AttemptBody(BaseModel):
+    attempt: int = Field(description="The attempt's number, from 1.")
+    outcome: str = Field(description="COMPLETED, FAILED, RETRYING, CANCELLED, TIMED_OUT or LOST.")
+    started_at: str | None = None
+    ended_at: str | None = None
+    duration_ms: int | None = None
+    segments: int | None = Field(default=None, description="The task's segment count when the attempt ended.")
+    error: AttemptErrorBody | None = None
+
+
 class TaskPublic(BaseModel):
     task_id: str
     name: str
@@ -165,6 +184,10 @@ class TaskPublic(BaseModel):
     updated_at: str
     completed_at: str | None = None
     callback: CallbackBody | None = None
+    attempt_history: list[AttemptBody] = Field(
+        default_factory=list, description="The last attempts (at most 10), oldest first."
+    )
+    retry_of: str | None = Field(default=None, description="The task this one re-runs (POST .../retry).")
     version: int
     links: TaskLinks | None = None
 

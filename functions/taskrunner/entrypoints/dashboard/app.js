@@ -9,6 +9,7 @@
 (function () {
   const STATUSES = ["PENDING", "RUNNING", "RETRYING", "COMPLETED", "FAILED", "CANCELLED"];
   const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
+  const RETRYABLE = new Set(["FAILED", "CANCELLED"]);
   const KEY_STORAGE = "taskrunner.apiKey";
   // the list is polled every 0.75 s while the tab is visible, so a change shows within a second
   // (cheap: the API answers 304 to the page's ETag when nothing changed); counts and queues
@@ -598,7 +599,9 @@
     $("#detail-id").textContent = id;
     $("#detail-progress-bar").style.width = "0%";
     $("#detail-progress-text").textContent = "loading…";
-    for (const sel of ["#detail-facts", "#detail-callback"]) $(sel).replaceChildren();
+    for (const sel of ["#detail-facts", "#detail-callback", "#detail-attempt-list"]) $(sel).replaceChildren();
+    $("#detail-attempts-block").hidden = true;
+    $("#detail-retry").hidden = true;
     for (const sel of ["#detail-parameters", "#detail-result", "#detail-error", "#detail-metadata"]) $(sel).textContent = "";
   }
 
@@ -639,6 +642,12 @@
     if (task.next_attempt_at) facts.push(...fact("Next attempt", fmtTime(task.next_attempt_at)));
     if (task.cancel_requested) facts.push(...fact("Cancel", "requested"));
     if (typeof task.version === "number") facts.push(...fact("Version", task.version));
+    if (task.retry_of) {
+      facts.push(
+        h("dt", { text: "Retry of" }),
+        h("dd", {}, h("a", { id: "detail-retry-of", href: "#/tasks/" + encodeURIComponent(task.retry_of), text: task.retry_of })),
+      );
+    }
     $("#detail-facts").replaceChildren(...facts);
 
     $("#detail-parameters").textContent = pretty(task.parameters);
@@ -646,6 +655,8 @@
     const error = task.error;
     $("#detail-error-block").hidden = !error;
     $("#detail-error").textContent = error ? `${error.type}: ${error.message}` : "";
+
+    renderAttempts(task.task_id, task.attempt_history || []);
 
     const cb = task.callback;
     if (!cb) {
@@ -668,6 +679,46 @@
     cancel.disabled = ended || Boolean(task.cancel_requested);
     cancel.textContent = task.cancel_requested && !ended ? "Cancel requested" : "Cancel task";
     cancel.hidden = ended;
+    const retry = $("#detail-retry");
+    retry.hidden = !RETRYABLE.has(task.status);
+    retry.disabled = false;
+  }
+
+  function renderAttempts(taskId, history) {
+    $("#detail-attempts-block").hidden = history.length === 0;
+    // a traceback the reader opened stays open when the task's next update redraws the list
+    const list = $("#detail-attempt-list");
+    const open = new Set(
+      list.dataset.taskId !== taskId
+        ? []
+        : Array.from(list.querySelectorAll("li.attempt"))
+            .filter((li) => li.querySelector("details.traceback[open]"))
+            .map((li) => li.dataset.attempt),
+    );
+    list.dataset.taskId = taskId;
+    const items = history.map((a) => {
+      const took = typeof a.duration_ms === "number" ? ` in ${a.duration_ms >= 1000 ? (a.duration_ms / 1000).toFixed(1) + " s" : a.duration_ms + " ms"}` : "";
+      const segments = typeof a.segments === "number" && a.segments > 1 ? `, ${a.segments} segments` : "";
+      const head = h(
+        "div",
+        { class: "attempt-head" },
+        h("strong", { text: `#${a.attempt}` }),
+        " ",
+        h("span", { class: statusClass(a.outcome === "TIMED_OUT" || a.outcome === "LOST" ? "FAILED" : a.outcome), text: a.outcome }),
+        h("span", { class: "muted small", text: ` ${fmtTime(a.started_at)} → ${fmtTime(a.ended_at)}${took}${segments}` }),
+      );
+      const parts = [head];
+      if (a.error) {
+        parts.push(h("div", { class: "error-text attempt-error", text: `${a.error.type}: ${a.error.message}` }));
+        if (a.error.traceback && a.error.traceback.length) {
+          parts.push(
+            h("details", { class: "traceback", open: open.has(String(a.attempt)) }, h("summary", { text: `Traceback (last ${a.error.traceback.length} frames)` }), h("pre", { class: "json", text: a.error.traceback.join("\n") })),
+          );
+        }
+      }
+      return h("li", { class: "attempt", dataset: { attempt: String(a.attempt), outcome: a.outcome } }, parts);
+    });
+    list.replaceChildren(...items);
   }
 
   function closeDetail() {
@@ -696,6 +747,24 @@
       } else {
         report(err, "Cancelling");
       }
+      button.disabled = false;
+    }
+  }
+
+  async function retrySelected() {
+    const id = state.selected;
+    if (!id) return;
+    const button = $("#detail-retry");
+    button.disabled = true;
+    try {
+      const accepted = await api(`api/tasks/${encodeURIComponent(id)}/retry`, { method: "POST" });
+      notify(`Task ${id} retried as ${accepted.task_id}.`, "info");
+      state.countsDirty = true;
+      scheduleRefresh(300);
+      openDetail(accepted.task_id);
+    } catch (err) {
+      if (err.status === 409) notify(`Task ${id} cannot be retried: ${describe(err.detail)}`, "error");
+      else report(err, "Retrying");
       button.disabled = false;
     }
   }
@@ -1210,6 +1279,7 @@
     $("#auto-refresh").addEventListener("change", () => scheduleRefresh());
     $("#detail-close").addEventListener("click", closeDetail);
     $("#detail-cancel").addEventListener("click", cancelSelected);
+    $("#detail-retry").addEventListener("click", retrySelected);
     window.addEventListener("hashchange", route);
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden && state.connected) scheduleRefresh(0);
