@@ -12,6 +12,8 @@ from .config import Settings, get_settings
 from .domain.auth import Authenticator, RateLimiter, RevocationCheck, StreamTokens, owner_signing_secret
 from .domain.callbacks import CallbackService
 from .domain.execution import WorkerService
+from .domain.monitor import MonitorService
+from .domain.policy import SystemClock
 from .domain.reconciler import Reconciler
 from .domain.submission import TaskService
 from .tasks.registry import TaskRegistry, build_registry
@@ -33,6 +35,18 @@ class Services:
     keys: Any = None
     # revoked key ids, for the stream function (None: stream tokens are not checked for revocation)
     revocation_check: RevocationCheck | None = None
+    # the queues' depths, for the monitor (None: no queues reported)
+    queue_stats: Any = None
+
+    @functools.cached_property
+    def monitor(self) -> MonitorService:
+        """The operations monitor's reads (counts, queues, charts, short-id search)."""
+        return MonitorService(
+            self.repository,
+            self.queue_stats,
+            clock=getattr(self.tasks, "_clock", None) or SystemClock(),
+            monotonic=time.monotonic,
+        )
 
     @functools.cached_property
     def stream_tokens(self) -> StreamTokens:
@@ -49,6 +63,7 @@ def build_services(settings: Settings, *, registry: TaskRegistry | None = None, 
     from .adapters.dynamodb_tasks import DynamoDbTaskRepository
     from .adapters.egress import EgressPolicy, GuardedHttpClient
     from .adapters.sqs_queue import SqsTaskQueue
+    from .adapters.sqs_stats import SqsQueueStats
     from .adapters.webhook_sender import WebhookSender
 
     aws = clients or AwsClients(settings)
@@ -100,6 +115,17 @@ def build_services(settings: Settings, *, registry: TaskRegistry | None = None, 
         keys=keys,
         revocation_check=RevocationCheck(
             DynamoDbKeyRevocations(aws.dynamodb, settings.tasks_table_name), ttl_seconds=settings.key_cache_seconds
+        ),
+        queue_stats=SqsQueueStats(
+            aws.sqs,
+            [
+                ("TasksQueue", "tasks", settings.tasks_queue_url),
+                ("IoTasksQueue", "tasks", settings.io_tasks_queue_url),
+                ("PriorityTasksQueue", "tasks", settings.priority_tasks_queue_url),
+                ("CallbacksQueue", "callbacks", settings.callbacks_queue_url),
+                ("TasksDLQ", "dead-letter", settings.tasks_dlq_url),
+                ("CallbacksDLQ", "dead-letter", settings.callbacks_dlq_url),
+            ],
         ),
     )
 

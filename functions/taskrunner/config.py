@@ -25,6 +25,9 @@ class Settings:
     io_tasks_queue_url: str = ""
     priority_tasks_queue_url: str = ""
     callbacks_queue_url: str = ""
+    # dead-letter queues: only the API reads them (their depths, for the monitor)
+    tasks_dlq_url: str = ""
+    callbacks_dlq_url: str = ""
     stream_url: str = ""
     default_owner: str = "default"
     allow_loopback_egress: bool = False
@@ -76,6 +79,8 @@ _SETTINGS_ENV = {
     "IO_TASKS_QUEUE_URL": "io_tasks_queue_url",
     "PRIORITY_TASKS_QUEUE_URL": "priority_tasks_queue_url",
     "CALLBACKS_QUEUE_URL": "callbacks_queue_url",
+    "TASKS_DLQ_URL": "tasks_dlq_url",
+    "CALLBACKS_DLQ_URL": "callbacks_dlq_url",
     "STREAM_URL": "stream_url",
     "DEFAULT_OWNER": "default_owner",
     "ALLOW_LOOPBACK_EGRESS": "allow_loopback_egress",

@@ -310,3 +310,87 @@ def test_failed_task_shows_its_attempts_and_retry_links_a_new_task(stack, page: 
     with stack.client() as client:
         new = client.get(f"/api/tasks/{new_id}/state").json()
         assert new["retry_of"] == old_id and new["parameters"]["message"] == "bad input"
+
+
+def test_monitor_counts_queues_charts_search_and_live_list(stack, page: Page):
+    with stack.client() as client:
+        done = client.post("/api/tasks", json={"name": "sleep", "parameters": {"seconds": 0.3}}).json()["task_id"]
+        wait_until(
+            lambda: client.get(f"/api/tasks/{done}/state").json()["status"] in TERMINAL, 30, "the task did not end"
+        )
+        connect(page, stack)
+        # counts by status come from the service (/api/stats), not from a tally of the list
+        expect(page.locator("#counts-note")).to_contain_text("counted by the service")
+        stats = client.get("/api/stats").json()
+        completed = page.locator("#count-COMPLETED .count-value")
+        wait_until(
+            lambda: completed.text_content() == str(client.get("/api/stats").json()["counts"]["COMPLETED"]),
+            10,
+            f"the COMPLETED card does not show the service's count ({stats})",
+        )
+        # each task queue and dead-letter queue with its depths, as SQS reports them
+        queues = {q["name"]: q for q in client.get("/api/queues").json()["queues"]}
+        assert {
+            "TasksQueue",
+            "IoTasksQueue",
+            "PriorityTasksQueue",
+            "CallbacksQueue",
+            "TasksDLQ",
+            "CallbacksDLQ",
+        } <= set(queues)
+        for name in queues:
+            expect(page.locator(f'#queue-rows tr[data-queue="{name}"] .q-visible')).to_have_text(re.compile(r"^\d+$"))
+        # the charts: uPlot drew on a canvas, with the finished task in the last hour's series
+        series = client.get("/api/stats/series").json()
+        assert sum(series["completed"]) >= 1 and len(series["t"]) == 60
+        expect(page.locator("#chart-throughput canvas")).to_have_count(1)
+        expect(page.locator("#chart-latency canvas")).to_have_count(1)
+        assert page.evaluate("() => document.querySelector('#chart-throughput canvas').width") > 200
+        expect(page.locator("#charts-note")).to_contain_text(re.compile(r"[1-9]\d* tasks? ended"))
+        # queue-wait and duration columns
+        row = page.locator(f'tr[data-task-id="{done}"]')
+        expect(row.locator("td.duration")).to_have_text(re.compile(r"^\d+\.\d+ s$"))
+        expect(row.locator("td.wait")).to_have_text(re.compile(r"^\d+\.\d+ s$"))
+
+        # a new task shows in the list within about a second, without a click
+        # the page notes when each row first shows (wall clock, as this process reads it)
+        page.evaluate(
+            """() => {
+                window.__rowSeen = {};
+                new MutationObserver(() => {
+                    for (const row of document.querySelectorAll('#task-rows tr[data-task-id]')) {
+                        window.__rowSeen[row.dataset.taskId] ??= Date.now();
+                    }
+                }).observe(document.querySelector('#task-rows'), {childList: true});
+            }"""
+        )
+        latencies = []
+        for _ in range(5):
+            fresh = client.post("/api/tasks", json={"name": "sleep", "parameters": {"seconds": 0.2}}).json()["task_id"]
+            accepted = time.time()  # the task exists from here on
+            expect(page.locator(f'tr[data-task-id="{fresh}"]')).to_be_visible(timeout=2_000)
+            latencies.append(page.evaluate(f"() => window.__rowSeen['{fresh}']") / 1000 - accepted)
+            time.sleep(0.3)
+        print("new task listed after " + ", ".join(f"{s:.2f}" for s in latencies) + " s")
+        assert max(latencies) < 1.25, latencies
+
+        # the time filter: nothing was created in the future, everything in the last 15 minutes
+        page.select_option("#filter-range", "15m")
+        expect(page.locator("#counts-note")).to_contain_text("created in the last 15 min")
+        expect(page.locator(f'tr[data-task-id="{fresh}"]')).to_be_visible()
+        with_range = client.get("/api/stats?range=15m").json()["total"]
+        assert with_range >= 2
+        page.evaluate("() => { Date.now = () => new Date('2999-01-01T00:00:00Z').getTime(); }")
+        page.select_option("#filter-range", "1h")
+        expect(page.locator("#list-empty")).to_be_visible()
+        page.evaluate("() => localStorage.clear()")
+
+    # search by a short id opens the task
+    connect(page, stack)
+    page.fill("#search-id", done[:8])
+    page.click("#search-go")
+    expect(page.locator("#detail-id")).to_have_text(done)
+    assert page.url.endswith(f"#/tasks/{done}")
+    page.fill("#search-id", "abc")
+    page.click("#search-go")
+    expect(page.locator("#notice")).to_contain_text("at least 6")

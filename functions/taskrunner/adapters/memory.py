@@ -111,6 +111,44 @@ class InMemoryTaskRepository:
         rows = [t for t in self.tasks.values() if not t.is_terminal and t.due_at is not None and t.due_at < before]
         return sorted(rows, key=lambda t: t.due_at or "")[:limit]
 
+    # -- monitor reads (domain/monitor.py's TaskStats) ---------------------------------
+    def count_by_status(
+        self, owner: str, status: TaskStatus, *, since: str | None, deadline: float
+    ) -> tuple[int, bool]:
+        self._maybe_fail()
+        counted = sum(
+            1
+            for t in self.tasks.values()
+            if t.owner == owner and t.status is status and (since is None or t.created_at >= since)
+        )
+        return counted, True
+
+    def recent(self, owner: str, *, since: str, limit: int, deadline: float) -> tuple[builtins.list[Task], bool]:
+        self._maybe_fail()
+        rows = sorted(
+            (t for t in self.tasks.values() if t.owner == owner and t.created_at >= since),
+            key=lambda t: (t.created_at, t.task_id),
+            reverse=True,
+        )
+        return rows[:limit], len(rows) <= limit
+
+    def find_by_prefix(
+        self, owner: str, prefix: str, *, max_items: int, deadline: float
+    ) -> tuple[builtins.list[Task], int, bool]:
+        self._maybe_fail()
+        rows = sorted(
+            (t for t in self.tasks.values() if t.owner == owner), key=lambda t: (t.created_at, t.task_id), reverse=True
+        )[:max_items]
+        owned = sum(1 for t in self.tasks.values() if t.owner == owner)
+        return [t for t in rows if t.task_id.startswith(prefix)][:20], len(rows), len(rows) == owned
+
+    def oldest_in_status(self, owner: str, status: TaskStatus) -> Task | None:
+        rows = sorted(
+            (t for t in self.tasks.values() if t.owner == owner and t.status is status),
+            key=lambda t: (t.created_at, t.task_id),
+        )
+        return rows[0] if rows else None
+
     def ping(self) -> None:
         self._maybe_fail()
 
@@ -223,3 +261,13 @@ class InMemoryApiKeyStore:
                 self.records[digest] = dataclasses.replace(record, revoked_at=when)
                 return self.records[digest]
         return None
+
+
+class InMemoryQueueStats:
+    """QueueStats fake: depths set by the test."""
+
+    def __init__(self, depths: builtins.list[dict[str, Any]] | None = None) -> None:
+        self.answer = depths or []
+
+    def depths(self) -> builtins.list[dict[str, Any]]:
+        return [dict(d) for d in self.answer]

@@ -133,6 +133,7 @@ def create_app(
     services_provider: Callable[[], Services] = get_services, *, docs: bool = True, max_body_bytes: int = 256 * 1024
 ) -> FastAPI:
     from .api_docs import router as docs_router
+    from .api_monitor import api as monitor_router
     from .api_routes import router
     from .dashboard import router as dashboard_router
 
@@ -148,6 +149,7 @@ def create_app(
     app.state.services_provider = services_provider
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(monitor_router)
     app.include_router(dashboard_router)
     if docs:
         app.include_router(docs_router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Annotated, Any
 
@@ -136,9 +137,10 @@ def _accepted(result: SubmitResult, svc: Services, raw: Request, response: Respo
     response_model=schemas.TaskPage,
     tags=["tasks"],
     summary="List tasks, newest first",
-    responses={422: schemas.error("Invalid filter or cursor")},
+    responses={422: schemas.error("Invalid filter or cursor"), 304: {"description": "Unchanged (If-None-Match)"}},
 )
 async def list_tasks(
+    request: Request,
     svc: ServicesDep,
     owner: OwnerDep,
     status: Annotated[TaskStatus | None, Query(description="Only tasks in this status.")] = None,
@@ -146,9 +148,16 @@ async def list_tasks(
     name: Annotated[str | None, Query(max_length=100, description="Only tasks of this type.")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")] = None,
-) -> dict[str, Any]:
+) -> Response:
     page = svc.tasks.list(owner, status=status, active=active, name=name, limit=limit, cursor=cursor)
-    return {"tasks": [_public(t) for t in page.items], "total": len(page.items), "next_cursor": page.cursor}
+    body = {"tasks": [_public(t) for t in page.items], "total": len(page.items), "next_cursor": page.cursor}
+    # a poller (the dashboard, every second) sends the last ETag back: unchanged pages cost no body
+    raw = json.dumps(schemas.TaskPage.model_validate(body).model_dump(mode="json"), separators=(",", ":")).encode()
+    etag = '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if etag in {tag.strip() for tag in request.headers.get("if-none-match", "").split(",")}:
+        return Response(status_code=304, headers=headers)
+    return Response(raw, media_type="application/json", headers=headers)
 
 
 @api.get(

@@ -11,10 +11,13 @@
   const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
   const RETRYABLE = new Set(["FAILED", "CANCELLED"]);
   const KEY_STORAGE = "taskrunner.apiKey";
-  const REFRESH_MS = 5000;
-  const COUNTS_EVERY_MS = 15000;
-  const COUNT_PAGE_SIZE = 100;
-  const COUNT_MAX_PAGES = 10;
+  // the list is polled every 0.75 s while the tab is visible, so a change shows within a second
+  // (cheap: the API answers 304 to the page's ETag when nothing changed); counts and queues
+  // every 5 s; the charts every 30 s
+  const REFRESH_MS = 750;
+  const COUNTS_EVERY_MS = 5000;
+  const SERIES_EVERY_MS = 30000;
+  const RANGE_MS = { "15m": 15 * 60e3, "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, all: null };
   const MAX_STREAMS = 3; // browsers allow ~6 connections per host over HTTP/1.1
   const STREAM_RETRIES = 3;
 
@@ -43,6 +46,12 @@
     countsAt: 0,
     countsDirty: true,
     listSeq: 0,
+    listEtag: null,
+    listKey: "",
+    listTasks: [],
+    seriesAt: 0,
+    charts: {},
+    monitorBusy: false,
   };
 
   // ------------------------------------------------------------------ helpers
@@ -94,6 +103,35 @@
     return typeof p === "number" && Number.isFinite(p) ? Math.max(0, Math.min(100, p)) : 0;
   }
 
+  function seconds(from, to) {
+    if (!from) return null;
+    const a = new Date(from).getTime();
+    const b = to ? new Date(to).getTime() : Date.now();
+    return Number.isFinite(a) && Number.isFinite(b) ? Math.max(0, (b - a) / 1000) : null;
+  }
+
+  function fmtSeconds(s) {
+    if (s === null || s === undefined) return "—";
+    if (s < 10) return `${s.toFixed(2)} s`;
+    if (s < 120) return `${s.toFixed(1)} s`;
+    if (s < 7200) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+    return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+  }
+
+  // waiting in the queue: created -> started (still waiting: until now)
+  function queueWait(task) {
+    if (task.started_at) return seconds(task.created_at, task.started_at);
+    if (TERMINAL.has(task.status)) return null;
+    return seconds(task.created_at, null);
+  }
+
+  // running: started -> completed (still running: until now)
+  function duration(task) {
+    if (!task.started_at) return null;
+    if (TERMINAL.has(task.status)) return task.completed_at ? seconds(task.started_at, task.completed_at) : null;
+    return seconds(task.started_at, null);
+  }
+
   function pretty(value) {
     if (value === null || value === undefined) return "—";
     return JSON.stringify(value, null, 2);
@@ -133,6 +171,7 @@
     const opts = options || {};
     const headers = { Accept: "application/json" };
     if (state.apiKey) headers["X-Api-Key"] = state.apiKey;
+    if (opts.etag) headers["If-None-Match"] = opts.etag;
     let body;
     if (opts.json !== undefined) {
       headers["Content-Type"] = "application/json";
@@ -144,6 +183,8 @@
     } catch (err) {
       throw new ApiError(0, "the service is unreachable");
     }
+    if (response.status === 304) return { notModified: true };
+    if (opts.onEtag) opts.onEtag(response.headers.get("ETag"));
     const text = await response.text();
     let payload = null;
     if (text) {
@@ -288,32 +329,90 @@
   // ------------------------------------------------------------------ counts
 
   async function loadCounts() {
-    const counts = Object.fromEntries(STATUSES.map((s) => [s, 0]));
-    let cursor = null;
-    let pages = 0;
-    let total = 0;
-    do {
-      const query = new URLSearchParams({ limit: String(COUNT_PAGE_SIZE) });
-      if (cursor) query.set("cursor", cursor);
-      const page = await api("api/tasks?" + query.toString());
-      for (const task of page.tasks) {
-        counts[task.status] = (counts[task.status] || 0) + 1;
-        total += 1;
-      }
-      cursor = page.next_cursor;
-      pages += 1;
-    } while (cursor && pages < COUNT_MAX_PAGES);
+    const range = $("#filter-range").value;
+    const stats = await api("api/stats?" + new URLSearchParams({ range }).toString());
     state.countsAt = Date.now();
     state.countsDirty = false;
-    renderCounts(counts, total, Boolean(cursor));
+    renderCounts(stats);
   }
 
-  function renderCounts(counts, total, truncated) {
-    const plus = truncated ? "+" : "";
-    const cards = [countCard("", "All", `${total}${plus}`)];
-    for (const status of STATUSES) cards.push(countCard(status, status, String(counts[status] || 0)));
+  function renderCounts(stats) {
+    const plus = stats.complete ? "" : "+";
+    const cards = [countCard("", "All", `${stats.total}${plus}`)];
+    for (const status of STATUSES) cards.push(countCard(status, status, `${stats.counts[status] || 0}${plus}`));
     $("#counts").replaceChildren(...cards);
-    $("#counts-note").textContent = truncated ? `over the newest ${total} tasks` : `${total} task${total === 1 ? "" : "s"}`;
+    const label = $("#filter-range").selectedOptions[0].textContent;
+    const when = stats.range === "all" ? "" : ` created in the ${label}`;
+    const cut = stats.complete ? "" : " (counting stopped at its time limit)";
+    $("#counts-note").textContent = `${stats.total}${plus} task${stats.total === 1 ? "" : "s"}${when}, counted by the service${cut}`;
+    $("#oldest-pending").textContent =
+      stats.oldest_pending_seconds === null ? "no task of yours waiting" : `your oldest PENDING task waits ${fmtSeconds(stats.oldest_pending_seconds)}`;
+  }
+
+  async function loadQueues() {
+    const data = await api("api/queues");
+    const rows = data.queues.map((q) =>
+      h(
+        "tr",
+        { class: `queue-row ${q.kind}${q.visible + q.in_flight + q.delayed > 0 ? " nonzero" : ""}`, dataset: { queue: q.name } },
+        h("td", { text: q.name + (q.kind === "dead-letter" ? " (DLQ)" : "") }),
+        h("td", { class: "num q-visible", text: String(q.visible) }),
+        h("td", { class: "num q-in-flight", text: String(q.in_flight) }),
+        h("td", { class: "num q-delayed", text: String(q.delayed) }),
+      ),
+    );
+    $("#queue-rows").replaceChildren(...rows);
+  }
+
+  // ------------------------------------------------------------------ charts (uPlot, vendored)
+
+  function chartWidth(node) {
+    return Math.max(300, Math.floor(node.getBoundingClientRect().width || 480));
+  }
+
+  function drawChart(name, node, opts, data) {
+    const old = state.charts[name];
+    if (old && old.width === chartWidth(node)) {
+      old.plot.setData(data);
+      return;
+    }
+    if (old) old.plot.destroy();
+    const width = chartWidth(node);
+    const plot = new window.uPlot(Object.assign({ width, height: 200 }, opts), data, node);
+    state.charts[name] = { plot, width };
+  }
+
+  async function loadSeries() {
+    const s = await api("api/stats/series?minutes=60");
+    state.seriesAt = Date.now();
+    if (typeof window.uPlot !== "function") return;
+    const axes = [{}, { size: 50 }];
+    drawChart(
+      "throughput",
+      $("#chart-throughput"),
+      {
+        axes,
+        series: [{}, { label: "completed", stroke: "#1a7f37", fill: "rgba(26,127,55,0.15)" }, { label: "failed", stroke: "#b42318" }],
+      },
+      [s.t, s.completed, s.failed],
+    );
+    drawChart(
+      "latency",
+      $("#chart-latency"),
+      {
+        axes,
+        series: [
+          {},
+          { label: "run p50", stroke: "#2f6feb", points: { show: true, size: 5 }, spanGaps: true },
+          { label: "run p95", stroke: "#8250df", points: { show: true, size: 5 }, spanGaps: true },
+          { label: "wait p50", stroke: "#bf8700", points: { show: true, size: 5 }, spanGaps: true },
+          { label: "wait p95", stroke: "#d4a72c", dash: [4, 4], points: { show: true, size: 5 }, spanGaps: true },
+        ],
+      },
+      [s.t, s.run_p50, s.run_p95, s.wait_p50, s.wait_p95],
+    );
+    const ended = s.completed.reduce((a, b) => a + b, 0) + s.failed.reduce((a, b) => a + b, 0);
+    $("#charts-note").textContent = `${ended} task${ended === 1 ? "" : "s"} ended; from your ${s.sampled} task${s.sampled === 1 ? "" : "s"} created in the last hour${s.complete ? "" : " (newest only)"}`;
   }
 
   function countCard(status, label, value) {
@@ -364,13 +463,31 @@
     if (name) query.set("name", name);
     const cursor = state.cursors[state.page];
     if (cursor) query.set("cursor", cursor);
-    const page = await api("api/tasks?" + query.toString());
+    const key = query.toString();
+    let etag = null;
+    const page = await api("api/tasks?" + key, {
+      etag: key === state.listKey ? state.listEtag : null,
+      onEtag: (value) => {
+        etag = value;
+      },
+    });
     if (seq !== state.listSeq) return; // a newer load is on its way
-    state.nextCursor = page.next_cursor || null;
-    renderRows(page.tasks);
+    if (!page.notModified) {
+      state.listKey = key;
+      state.listEtag = etag;
+      state.listTasks = page.tasks;
+      state.nextCursor = page.next_cursor || null;
+    }
+    // The list is newest first: the tasks of a time range are a prefix of each page, and once
+    // a page reaches older tasks there is no need for the next one.
+    const cutoff = RANGE_MS[$("#filter-range").value];
+    const since = cutoff ? Date.now() - cutoff : null;
+    const shown = since ? state.listTasks.filter((t) => new Date(t.created_at).getTime() >= since) : state.listTasks;
+    const reachedOlder = shown.length < state.listTasks.length;
+    renderRows(shown);
     $("#page-prev").disabled = state.page === 0;
-    $("#page-next").disabled = !state.nextCursor;
-    $("#page-info").textContent = `page ${state.page + 1} · ${page.tasks.length} task${page.tasks.length === 1 ? "" : "s"}`;
+    $("#page-next").disabled = !state.nextCursor || reachedOlder;
+    $("#page-info").textContent = `page ${state.page + 1} · ${shown.length} task${shown.length === 1 ? "" : "s"}`;
   }
 
   function renderRows(tasks) {
@@ -430,6 +547,8 @@
       h("td", { class: "name", text: task.name }),
       h("td", null, h("code", { class: "short-id", title: task.task_id, text: task.task_id.slice(0, 8) })),
       h("td", null, h("div", { class: "progress-cell" }, progressBar(task, "small"), h("span", { class: "pct", text: `${pct}%` }))),
+      h("td", { class: "num wait", text: fmtSeconds(queueWait(task)) }),
+      h("td", { class: "num duration", text: fmtSeconds(duration(task)) }),
       h("td", { title: task.created_at || "", text: fmtTime(task.created_at) }),
       h("td", { title: task.updated_at || "", text: ago(task.updated_at) }),
     );
@@ -1008,14 +1127,34 @@
 
   async function refreshAll() {
     if (!state.connected) return;
+    // The monitor's reads (counts, queues, charts) run beside the list, never ahead of it: the
+    // list's one-second rhythm does not wait for them.
+    refreshMonitor();
     const jobs = [loadList()];
-    if (state.countsDirty || Date.now() - state.countsAt > COUNTS_EVERY_MS) jobs.push(loadCounts());
     const shown = state.selected ? state.tasks.get(state.selected) : null;
     if (shown && !state.streams.has(shown.task_id) && callbackPending(shown)) jobs.push(reloadSelected(shown.task_id));
     try {
       await Promise.all(jobs);
     } catch (err) {
       report(err, "Refreshing");
+    }
+  }
+
+  async function refreshMonitor() {
+    if (state.monitorBusy) return;
+    const jobs = [];
+    const seriesAge = Date.now() - state.seriesAt;
+    // a task that ended shows in the charts within seconds, not at the next 30 s refresh
+    if (seriesAge > SERIES_EVERY_MS || (state.countsDirty && seriesAge > 3000)) jobs.push(loadSeries());
+    if (state.countsDirty || Date.now() - state.countsAt > COUNTS_EVERY_MS) jobs.push(loadCounts(), loadQueues());
+    if (!jobs.length) return;
+    state.monitorBusy = true;
+    try {
+      await Promise.all(jobs);
+    } catch (err) {
+      report(err, "Refreshing the monitor");
+    } finally {
+      state.monitorBusy = false;
     }
   }
 
@@ -1042,6 +1181,27 @@
     const match = location.hash.match(/^#\/tasks\/([^/?#]+)$/);
     if (match && state.connected) showDetail(decodeURIComponent(match[1]));
     else if (!match && state.selected) closeDetail();
+  }
+
+  // ------------------------------------------------------------------ search by id
+
+  async function searchTask(event) {
+    event.preventDefault();
+    const wanted = $("#search-id").value.trim();
+    if (!wanted) return;
+    try {
+      const found = await api("api/search?" + new URLSearchParams({ id: wanted }).toString());
+      if (found.matches.length === 1) {
+        notify("", "info");
+        openDetail(found.matches[0].task_id);
+      } else {
+        notify(`${found.matches.length} tasks start with ${found.query}: ${found.matches.map((m) => `${m.task_id} (${m.name}, ${m.status})`).join("; ")}. Type more of the id.`, "info");
+      }
+    } catch (err) {
+      if (err.status === 404) notify(`No task found: ${describe(err.detail)}`, "error");
+      else if (err.status === 422) notify(`Search: ${describe(err.detail)}`, "error");
+      else report(err, "Searching");
+    }
   }
 
   // ------------------------------------------------------------------ wiring
@@ -1079,9 +1239,17 @@
       closeDetail();
       $("#task-rows").replaceChildren();
       $("#counts").replaceChildren();
+      $("#queue-rows").replaceChildren();
+      state.listEtag = null;
       connect();
     });
     $("#task-type").addEventListener("change", buildForm);
+    $("#search-form").addEventListener("submit", searchTask);
+    $("#filter-range").addEventListener("change", () => {
+      resetPaging();
+      state.countsDirty = true;
+      refreshAll();
+    });
     $("#params-as-json").addEventListener("change", toggleJsonMode);
     $("#submit-form").addEventListener("submit", submitTask);
     $("#filter-form").addEventListener("submit", (event) => {
