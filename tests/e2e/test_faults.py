@@ -24,7 +24,7 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from taskrunner.adapters.dynamodb_tasks import item_to_task
+from taskrunner.adapters.dynamodb_codec import item_to_task
 from taskrunner.adapters.sqs_queue import task_message
 from taskrunner.adapters.webhook_sender import verify
 

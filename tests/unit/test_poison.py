@@ -7,7 +7,8 @@ import sys
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
-from taskrunner.adapters.dynamodb_tasks import DynamoDbTaskRepository, item_to_task, task_to_item
+from taskrunner.adapters.dynamodb_codec import item_to_task, task_to_item
+from taskrunner.adapters.dynamodb_tasks import DynamoDbTaskRepository
 from taskrunner.domain.errors import InvalidParametersError
 from taskrunner.domain.models import TaskStatus
 from taskrunner.domain.service import SubmitRequest

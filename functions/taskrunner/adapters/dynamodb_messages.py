@@ -7,7 +7,7 @@ from typing import Any
 
 from ..domain.models import Message
 from .aws import unavailable
-from .dynamodb_tasks import decode_cursor, encode_cursor
+from .dynamodb_codec import decode_cursor, encode_cursor
 
 
 class DynamoDbMessageStore:
