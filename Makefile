@@ -45,14 +45,14 @@ test-e2e: install browser ## End-to-end tests against the local runner
 	$(BIN)/python -m pytest tests/e2e
 
 lint: install ## ruff lint and format check
-	$(BIN)/ruff check functions cli infra tests bench
-	$(BIN)/ruff format --check functions cli infra tests bench
+	$(BIN)/ruff check functions cli infra tests bench examples
+	$(BIN)/ruff format --check functions cli infra tests bench examples
 
 format: install ## Format the code
-	$(BIN)/ruff format functions cli infra tests bench
-	$(BIN)/ruff check --fix functions cli infra tests bench
+	$(BIN)/ruff format functions cli infra tests bench examples
+	$(BIN)/ruff check --fix functions cli infra tests bench examples
 
-typecheck: install ## mypy (strict on functions/ and cli/)
+typecheck: install ## mypy --strict on functions/, cli/, infra/, bench/ and examples/
 	$(BIN)/mypy
 
 validate: install ## cfn-lint template.yaml

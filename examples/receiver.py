@@ -34,10 +34,15 @@ def verify(secret: str, headers: dict[str, str], body: bytes, tolerance: int = 3
 
 
 class Receiver(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
         ok = verify(os.environ["WEBHOOK_SECRET"], dict(self.headers), body)
-        print(json.dumps({"signature_ok": ok, "webhook-id": self.headers.get("webhook-id"), "body": json.loads(body or b"null")}), flush=True)
+        print(
+            json.dumps(
+                {"signature_ok": ok, "webhook-id": self.headers.get("webhook-id"), "body": json.loads(body or b"null")}
+            ),
+            flush=True,
+        )
         self.send_response(204 if ok else 401)
         self.end_headers()
 

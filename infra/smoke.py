@@ -367,7 +367,7 @@ class Smoke:
                 f"(last status {last.get('status')})"
             )
         self.check_result(last, "terminal event")
-        statuses = []
+        statuses: list[Any] = []
         for _, data in events:
             if not statuses or statuses[-1] != data.get("status"):
                 statuses.append(str(data.get("status")))

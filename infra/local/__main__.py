@@ -505,8 +505,8 @@ class Stack:
             "environments": envs,
             "exceptions": [dataclasses.asdict(e) for e in self.exceptions],
         }
-        reserved = [specs[n].reserved_concurrency for n in stream_names if specs[n].reserved_concurrency is not None]
-        stream_limit = int(resolver.resolve(reserved[0])) if reserved else 100
+        caps = [specs[n].reserved_concurrency for n in stream_names if specs[n].reserved_concurrency is not None]
+        stream_limit = int(resolver.resolve(caps[0])) if caps else 100
         return Front(api_pool, stream_base, stream_limit=stream_limit)
 
     def _esm_client(self, function: str, sqs: Any, session: Any, endpoint: str) -> Any:

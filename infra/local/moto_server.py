@@ -105,8 +105,8 @@ def _fast_clock() -> None:
         return time.time() * 1000.0 if dt is None else original(dt) * 1000.0
 
     for module in (core_utils, sqs_models):
-        module.unix_time = unix_time  # type: ignore[assignment]
-        module.unix_time_millis = unix_time_millis  # type: ignore[assignment]
+        module.unix_time = unix_time  # type: ignore[attr-defined]
+        module.unix_time_millis = unix_time_millis  # type: ignore[attr-defined]
 
 
 def _fast_item_copies() -> None:
@@ -122,7 +122,7 @@ def _fast_item_copies() -> None:
         return new
 
     def copy_item(self: Any, memo: dict[int, Any]) -> Any:
-        new = Item.__new__(Item)
+        new: Any = Item.__new__(Item)
         new.__dict__.update(self.__dict__)
         new.hash_key = copy.deepcopy(self.hash_key, memo)
         new.range_key = copy.deepcopy(self.range_key, memo)
@@ -131,8 +131,8 @@ def _fast_item_copies() -> None:
         new.attrs = attrs
         return new
 
-    DynamoType.__deepcopy__ = copy_value  # type: ignore[attr-defined]
-    Item.__deepcopy__ = copy_item  # type: ignore[attr-defined]
+    DynamoType.__deepcopy__ = copy_value  # type: ignore[method-assign]
+    Item.__deepcopy__ = copy_item  # type: ignore[method-assign]
 
 
 def _persistent(app: Any, state_dir: str, every: float) -> Any:

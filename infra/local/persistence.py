@@ -199,7 +199,7 @@ def load_backends(blob: bytes) -> dict[str, Any]:
     except Exception as exc:
         raise ValueError(f"unreadable ({type(exc).__name__}: {exc})") from None
     for service, accounts in data.items():
-        backends = get_backend(service)  # type: ignore[call-overload]
+        backends = get_backend(service)
         for account, regions in accounts.items():
             for region, backend in regions.items():
                 backends[account][region] = backend
@@ -267,7 +267,7 @@ class Persistence:
                     wait(queue, timeout)
 
             wait_for_messages._persistence = True  # type: ignore[attr-defined]
-            Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign]
+            Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign,assignment]
         receive = SQSBackend.receive_message
         if not getattr(receive, "_persistence", False):
             outer = self
@@ -281,7 +281,7 @@ class Persistence:
                 return result
 
             receive_message._persistence = True  # type: ignore[attr-defined]
-            SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
+            SQSBackend.receive_message = receive_message  # type: ignore[method-assign,assignment]
 
     # ---- restore and save
     def restore(self) -> str:

@@ -20,7 +20,7 @@ DEFAULT_PORT = 4566
 def healthy(endpoint: str, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(f"{endpoint}/_ministack/health", timeout=timeout) as answer:  # noqa: S310
-            return answer.status == 200
+            return bool(answer.status == 200)
     except OSError:
         return False
 
