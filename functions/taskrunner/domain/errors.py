@@ -151,3 +151,20 @@ class PayloadTooLargeError(TaskRunnerError):
 
 class NonRetryableError(TaskRunnerError):
     """A task failure that another attempt cannot fix (bad input, result too large...)."""
+
+
+class InvalidResultError(TaskRunnerError):
+    """A task returned a value that is not valid, bounded JSON: never stored."""
+
+
+# What another attempt cannot fix, whatever the task type; a type adds its own
+# (``permanent_errors`` at registration).
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    NonRetryableError,
+    InvalidParametersError,
+    EgressDeniedError,
+    MaxRuntimeExceededError,
+    CheckpointError,
+    InvalidResultError,
+    ResultTooLargeError,
+)

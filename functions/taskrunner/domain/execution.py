@@ -20,13 +20,13 @@ from typing import Any
 from . import jsonsafe
 from .attempts import AttemptOutcome, attempt_entry, attempt_history, outcome_for
 from .errors import (
-    CheckpointError,
+    PERMANENT_ERRORS,
     ConditionFailedError,
     DependencyUnavailableError,
-    EgressDeniedError,
     InvalidParametersError,
+    InvalidResultError,
     MaxRuntimeExceededError,
-    NonRetryableError,
+    ResultTooLargeError,
     SegmentEndedError,
     TaskCancelledError,
     TaskNotFoundError,
@@ -280,36 +280,22 @@ class WorkerService:
                 return self._finish(task, TaskStatus.CANCELLED, error=None)
             if isinstance(failure, TaskTimeoutError):
                 return self._failure(task, failure, retryable=True)
-            permanent = (
-                NonRetryableError,
-                InvalidParametersError,
-                EgressDeniedError,
-                MaxRuntimeExceededError,
-                CheckpointError,
-                ValueError,
-                TypeError,
-            )
-            retryable = not isinstance(failure, permanent)
-            if isinstance(failure, DependencyUnavailableError):
-                retryable = True
+            # decided by type: the domain's permanent errors and those the task type declares
+            permanent = (*PERMANENT_ERRORS, *task_type.permanent_errors)
+            retryable = isinstance(failure, DependencyUnavailableError) or not isinstance(failure, permanent)
             return self._failure(task, failure, retryable=retryable)
         try:
             result = jsonsafe.normalise(box.get("result"))
         except jsonsafe.UnsafeJsonError as exc:
             # never stored poisoned: the task fails, and saying why is the result
-            return self._finish_failed(
-                task, TaskError("InvalidResultError", f"task result is not valid, bounded JSON: {exc}")
-            )
-        encoded = json.dumps(result, separators=(",", ":"))
-        if len(encoded.encode()) > p.result_max_bytes:
-            return self._finish_failed(
-                task,
-                TaskError(
-                    "ResultTooLargeError",
-                    f"task result is {len(encoded.encode())} bytes as JSON; the limit is {p.result_max_bytes} bytes",
-                ),
-            )
+            return self._finish_error(task, InvalidResultError(f"task result is not valid, bounded JSON: {exc}"))
+        size = len(json.dumps(result, separators=(",", ":")).encode())
+        if size > p.result_max_bytes:
+            return self._finish_error(task, ResultTooLargeError(size, p.result_max_bytes))
         return self._finish(task, TaskStatus.COMPLETED, error=None, result=result)
+
+    def _finish_error(self, task: Task, error: TaskRunnerError) -> RunOutcome:
+        return self._finish_failed(task, TaskError(type(error).__name__, str(error)))
 
     def _hand_over(self, task: Task, ctx: RunContext) -> RunOutcome:
         """End this segment: store the checkpoint, leave the task RUNNING between segments and

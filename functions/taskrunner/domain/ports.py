@@ -147,6 +147,10 @@ class TaskType(Protocol):
         """Parameters holding a URL the task will call: checked by the egress guard at submit."""
 
     @property
+    def permanent_errors(self) -> tuple[type[BaseException], ...]:
+        """Exceptions of the type's own code that another attempt cannot fix (not retried)."""
+
+    @property
     def checkpoints(self) -> bool:
         """Whether the type saves checkpoints (so may run longer than one worker invocation)."""
 

@@ -27,6 +27,8 @@ class RegisteredTaskType:
     checkpoints: bool = False
     # the running time the parameters need at least, when the type can tell
     runtime: Callable[[Any], float] | None = None
+    # exceptions of the type's code that another attempt cannot fix: not retried
+    permanent_errors: tuple[type[BaseException], ...] = (ValueError, TypeError)
 
     def runtime_needed(self, parameters: Mapping[str, Any]) -> float | None:
         if self.runtime is None:
@@ -71,11 +73,24 @@ class TaskRegistry:
         url_parameters: tuple[str, ...] = (),
         checkpoints: bool = False,
         runtime: Callable[[Any], float] | None = None,
+        permanent_errors: tuple[type[BaseException], ...] = (ValueError, TypeError),
     ) -> None:
+        """``permanent_errors``: what the type's code raises that another attempt cannot fix
+        (by default ValueError and TypeError: a bad value from its own input); the domain's
+        own (NonRetryableError, InvalidParametersError, ...) are never retried either."""
         if name in self._types:
             raise ValueError(f"task type {name!r} is already registered")
         self._types[name] = RegisteredTaskType(
-            name, description, parameters_model, function, queue, timeout_seconds, url_parameters, checkpoints, runtime
+            name,
+            description,
+            parameters_model,
+            function,
+            queue,
+            timeout_seconds,
+            url_parameters,
+            checkpoints,
+            runtime,
+            permanent_errors,
         )
 
     def get(self, name: str) -> RegisteredTaskType:
