@@ -153,16 +153,9 @@ def master_secret_provider(settings: Settings, aws: Any) -> Callable[[], bytes]:
             return missing
         value = secret_bytes(settings.signing_secret)
         return lambda: value
-    cache: dict[str, Any] = {"value": None, "at": 0.0}
+    from .adapters.secrets import SecretsManagerSecret
 
-    def provider() -> bytes:
-        if cache["value"] is None or time.monotonic() - cache["at"] > 300:
-            answer = aws.client("secretsmanager").get_secret_value(SecretId=settings.signing_secret_arn)
-            cache["value"], cache["at"] = secret_bytes(answer["SecretString"]), time.monotonic()
-        found: bytes = cache["value"]
-        return found
-
-    return provider
+    return SecretsManagerSecret(lambda: aws.client("secretsmanager"), settings.signing_secret_arn)
 
 
 @functools.cache

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
+from collections.abc import Iterator
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ..config import Settings
 from ..domain.errors import DependencyUnavailableError
@@ -67,6 +71,16 @@ def _make_client(service: str, settings: Settings) -> Any:
 
 def unavailable(service: str, exc: Exception) -> DependencyUnavailableError:
     return DependencyUnavailableError(service, f"{type(exc).__name__}: {exc}")
+
+
+@contextlib.contextmanager
+def translated(service: str) -> Iterator[None]:
+    """The adapters' one translation: an AWS SDK error inside the block is raised as
+    DependencyUnavailableError naming ``service`` (the API answers 503, a worker redelivers)."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise unavailable(service, exc) from exc
 
 
 def error_code(exc: Exception) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..domain.auth import ApiKeyRecord
-from .aws import unavailable
+from .aws import translated
 
 
 def _record(item: dict[str, Any]) -> ApiKeyRecord:
@@ -25,12 +25,8 @@ class DynamoDbApiKeyStore:
         self._table = table_name
 
     def get(self, key_hash: str) -> ApiKeyRecord | None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
+        with translated("DynamoDB"):
             item = self._db.get_item(TableName=self._table, Key={"key_hash": {"S": key_hash}}).get("Item")
-        except (ClientError, BotoCoreError) as exc:
-            raise unavailable("DynamoDB", exc) from exc
         return _record(item) if item else None
 
     def put(self, record: ApiKeyRecord) -> None:
@@ -95,15 +91,11 @@ class DynamoDbKeyRevocations:
         )
 
     def is_revoked(self, key_id: str) -> bool:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
+        with translated("DynamoDB"):
             answer = self._db.get_item(
                 TableName=self._table,
                 Key={"task_id": {"S": REVOKED_PREFIX + key_id}},
                 ProjectionExpression="task_id",
                 ConsistentRead=True,
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise unavailable("DynamoDB", exc) from exc
         return "Item" in answer

@@ -6,7 +6,7 @@ import builtins
 from typing import Any
 
 from ..domain.models import Message
-from .aws import unavailable
+from .aws import translated
 from .dynamodb_codec import decode_cursor, encode_cursor
 
 
@@ -16,9 +16,7 @@ class DynamoDbMessageStore:
         self._table = table_name
 
     def add(self, message: Message) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
+        with translated("DynamoDB"):
             self._db.put_item(
                 TableName=self._table,
                 Item={
@@ -29,12 +27,8 @@ class DynamoDbMessageStore:
                     "created_at": {"S": message.created_at},
                 },
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise unavailable("DynamoDB", exc) from exc
 
     def list(self, owner: str, *, limit: int, cursor: str | None) -> tuple[builtins.list[Message], str | None]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "#o = :o",
@@ -45,10 +39,8 @@ class DynamoDbMessageStore:
         }
         if cursor:
             kwargs["ExclusiveStartKey"] = decode_cursor(cursor, ("owner", "message_id"))
-        try:
+        with translated("DynamoDB"):
             answer = self._db.query(**kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise unavailable("DynamoDB", exc) from exc
         messages = [
             Message(
                 message_id=i["message_id"]["S"],

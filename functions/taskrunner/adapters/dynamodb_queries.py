@@ -12,7 +12,7 @@ from ..domain.models import (
     Task,
     TaskStatus,
 )
-from .aws import unavailable
+from .aws import translated
 from .dynamodb_codec import item_to_task, s_attr
 
 
@@ -25,16 +25,12 @@ class MonitorQueries:
     # -- monitor reads (bounded: item and time limits; see domain/monitor.py) -------------
     def _query_pages(self, deadline: float, max_pages: int, **kwargs: Any) -> Iterable[dict[str, Any]]:
         """The pages of one query, until it ends, ``max_pages`` or the monotonic ``deadline``."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         start: dict[str, Any] | None = None
         for _ in range(max_pages):
             if start is not None:
                 kwargs["ExclusiveStartKey"] = start
-            try:
+            with translated("DynamoDB"):
                 answer: dict[str, Any] = self._db.query(TableName=self._table, **kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise unavailable("DynamoDB", exc) from exc
             yield answer
             start = answer.get("LastEvaluatedKey")
             if start is None or time.monotonic() >= deadline:

@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from ..domain.errors import (
     ConditionFailedError,
     InvalidCursorError,
@@ -27,7 +29,7 @@ from ..domain.models import (
     TaskRef,
     TaskStatus,
 )
-from .aws import TRANSIENT_CODES, error_code, unavailable
+from .aws import TRANSIENT_CODES, error_code, translated, unavailable
 from .dynamodb_codec import (
     SWEEP_PK,
     decode_cursor,
@@ -51,8 +53,6 @@ class DynamoDbTaskRepository(MonitorQueries):
 
     # -- writes -------------------------------------------------------------------------
     def create(self, task: Task, *, idempotency_hash: str | None = None) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         item = task_to_item(task)
         if task.idempotency_key is None:
             try:
@@ -136,8 +136,6 @@ class DynamoDbTaskRepository(MonitorQueries):
     ) -> Task:
         """With ``current`` (the task as the caller last saw it), only the updated attributes
         come back and are merged into it: a smaller answer than the whole item."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         names: dict[str, str] = {"#status": "status", "#version": "version"}
         values: dict[str, Any] = {":one": {"N": "1"}}
         sets = ["#version = #version + :one"]
@@ -245,12 +243,8 @@ class DynamoDbTaskRepository(MonitorQueries):
 
     # -- reads --------------------------------------------------------------------------
     def _get_item(self, key: str) -> dict[str, Any] | None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
+        with translated("DynamoDB"):
             answer = self._db.get_item(TableName=self._table, Key={"task_id": s_attr(key)}, ConsistentRead=True)
-        except (ClientError, BotoCoreError) as exc:
-            raise unavailable("DynamoDB", exc) from exc
         item: dict[str, Any] | None = answer.get("Item")
         return item
 
@@ -299,8 +293,6 @@ class DynamoDbTaskRepository(MonitorQueries):
         items: list[Task] = []
         last_item: dict[str, Any] | None = None
         more = False
-        from botocore.exceptions import BotoCoreError, ClientError
-
         while True:
             kwargs: dict[str, Any] = {
                 "TableName": self._table,
@@ -315,10 +307,8 @@ class DynamoDbTaskRepository(MonitorQueries):
                 kwargs["FilterExpression"] = " AND ".join(filters)
             if start is not None:
                 kwargs["ExclusiveStartKey"] = start
-            try:
+            with translated("DynamoDB"):
                 answer = self._db.query(**kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise unavailable("DynamoDB", exc) from exc
             for raw in answer.get("Items", []):
                 if len(items) == limit:
                     more = True
@@ -336,9 +326,7 @@ class DynamoDbTaskRepository(MonitorQueries):
         return TaskPage(items=items, cursor=next_cursor)
 
     def due(self, before: str, limit: int) -> builtins.list[Task]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
+        with translated("DynamoDB"):
             answer = self._db.query(
                 TableName=self._table,
                 IndexName="by-due",
@@ -346,8 +334,6 @@ class DynamoDbTaskRepository(MonitorQueries):
                 ExpressionAttributeValues={":pk": s_attr(SWEEP_PK), ":before": s_attr(before)},
                 Limit=limit,
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise unavailable("DynamoDB", exc) from exc
         tasks = []
         for key in answer.get("Items", []):
             task = self.get(key["task_id"]["S"])
@@ -356,12 +342,8 @@ class DynamoDbTaskRepository(MonitorQueries):
         return tasks
 
     def ping(self) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
+        with translated("DynamoDB"):
             self._db.describe_table(TableName=self._table)
-        except (ClientError, BotoCoreError) as exc:
-            raise unavailable("DynamoDB", exc) from exc
 
 
 __all__ = ["TRANSIENT_CODES", "DynamoDbTaskRepository", "item_to_task", "task_to_item"]

@@ -6,9 +6,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from ..domain.errors import DependencyUnavailableError
 from ..domain.models import Task
-from .aws import unavailable
+from .aws import translated, unavailable
 
 
 def queue_url_from_arn(arn: str, endpoint_url: str | None, region_fallback: str) -> str:
@@ -61,30 +63,20 @@ class SqsTaskQueue:
         self._send(self._callbacks, json.dumps({"task_id": task_id}), delay_seconds)
 
     def _send(self, url: str, body: str, delay_seconds: int) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         kwargs: dict[str, Any] = {"QueueUrl": url, "MessageBody": body}
         if delay_seconds:
             kwargs["DelaySeconds"] = max(0, min(900, int(delay_seconds)))
-        try:
+        with translated("SQS"):
             self._sqs.send_message(**kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise unavailable("SQS", exc) from exc
 
     def change_visibility(self, source_arn: str, receipt_handle: str, seconds: int) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         url = queue_url_from_arn(source_arn, self._endpoint, self._region)
-        try:
+        with translated("SQS"):
             self._sqs.change_message_visibility(
                 QueueUrl=url, ReceiptHandle=receipt_handle, VisibilityTimeout=max(0, min(43_000, int(seconds)))
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise unavailable("SQS", exc) from exc
 
     def ping(self) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
             self._sqs.get_queue_attributes(QueueUrl=self._urls["default"], AttributeNames=["QueueArn"])
         except (ClientError, BotoCoreError, KeyError) as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .aws import unavailable
+from .aws import translated
 
 ATTRIBUTES = (
     "ApproximateNumberOfMessages",
@@ -26,14 +26,10 @@ class SqsQueueStats:
         self._queues = [q for q in queues if q[2]]
 
     def depths(self) -> list[dict[str, Any]]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         answer = []
         for name, kind, url in self._queues:
-            try:
+            with translated("SQS"):
                 found = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(ATTRIBUTES))
-            except (ClientError, BotoCoreError) as exc:
-                raise unavailable("SQS", exc) from exc
             values = found.get("Attributes", {})
             answer.append(
                 {
