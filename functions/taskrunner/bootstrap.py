@@ -6,14 +6,15 @@ import dataclasses
 import functools
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from .config import Settings, get_settings
-from .domain.auth import Authenticator, RateLimiter, RevocationCheck, StreamTokens, owner_signing_secret
+from .domain.auth import ApiKeyStore, Authenticator, RateLimiter, RevocationCheck, StreamTokens, owner_signing_secret
 from .domain.callbacks import CallbackService
 from .domain.execution import WorkerService
-from .domain.monitor import MonitorService
+from .domain.monitor import MonitorService, QueueStats, TaskStats
 from .domain.policy import SystemClock
+from .domain.ports import MessageStore, TaskQueue, TaskRepository
 from .domain.reconciler import Reconciler
 from .domain.submission import TaskService
 from .tasks.registry import TaskRegistry, build_registry
@@ -26,23 +27,23 @@ class Services:
     worker: WorkerService
     callbacks: CallbackService
     reconciler: Reconciler
-    repository: Any
-    queue: Any
-    messages: Any
+    repository: TaskRepository
+    queue: TaskQueue
+    messages: MessageStore
     authenticator: Authenticator | None = None
     master_secret: Callable[[], bytes] = lambda: b"unset"
     rate_limiter: RateLimiter | None = None
-    keys: Any = None
+    keys: ApiKeyStore | None = None
     # revoked key ids, for the stream function (None: stream tokens are not checked for revocation)
     revocation_check: RevocationCheck | None = None
     # the queues' depths, for the monitor (None: no queues reported)
-    queue_stats: Any = None
+    queue_stats: QueueStats | None = None
 
     @functools.cached_property
     def monitor(self) -> MonitorService:
         """The operations monitor's reads (counts, queues, charts, short-id search)."""
         return MonitorService(
-            self.repository,
+            cast(TaskStats, self.repository),  # the task stores implement the monitor's reads too
             self.queue_stats,
             clock=getattr(self.tasks, "_clock", None) or SystemClock(),
             monotonic=time.monotonic,

@@ -43,7 +43,6 @@ class Settings:
     max_parameters_bytes: int = 32 * 1024
     metrics_namespace: str = "taskrunner"
     max_body_bytes: int = 256 * 1024
-    max_page_size: int = 100
     stream_poll_seconds: float = 0.25
     stream_heartbeat_seconds: float = 5.0
     stream_max_seconds: float = 900.0
@@ -94,7 +93,6 @@ _SETTINGS_ENV = {
     "MAX_PARAMETERS_BYTES": "max_parameters_bytes",
     "POWERTOOLS_METRICS_NAMESPACE": "metrics_namespace",
     "MAX_BODY_BYTES": "max_body_bytes",
-    "MAX_PAGE_SIZE": "max_page_size",
     "STREAM_POLL_SECONDS": "stream_poll_seconds",
     "STREAM_HEARTBEAT_SECONDS": "stream_heartbeat_seconds",
     "STREAM_MAX_SECONDS": "stream_max_seconds",

@@ -184,8 +184,10 @@ def test_history_keeps_the_last_n_attempts():
         Attempt.ended(n, AttemptOutcome.RETRYING, started_at=None, ended_at=None, duration_ms=None, segments=n)
         for n in range(1, 4)
     )
-    f.repo.tasks[task.task_id] = dataclasses.replace(stored, attempt_history=earlier, attempts=3)
-    f.repo.update(task.ref, {"status": TaskStatus.RETRYING}, Expect(frozenset({TaskStatus.PENDING})))
+    # three attempts already made (set up directly: PENDING -> RETRYING is no transition of the model)
+    f.repo.tasks[task.task_id] = dataclasses.replace(
+        stored, attempt_history=earlier, attempts=3, status=TaskStatus.RETRYING
+    )
     deliver(f, task)  # attempt 4 > max_attempts: ends FAILED (AttemptsExhausted)
     assert [e["attempt"] for e in history(f, task)] == [2, 3, 4]
 

@@ -86,20 +86,3 @@ def translated(service: str) -> Iterator[None]:
 def error_code(exc: Exception) -> str:
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
-
-
-TRANSIENT_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "InternalFailure",
-        "TransactionConflictException",
-        "RequestThrottled",
-        "AWS.SimpleQueueService.NonExistentQueue",
-        "QueueDoesNotExist",
-        "ResourceNotFoundException",
-    }
-)

@@ -29,7 +29,7 @@ from ..domain.models import (
     TaskRef,
     TaskStatus,
 )
-from .aws import TRANSIENT_CODES, error_code, translated, unavailable
+from .aws import error_code, translated, unavailable
 from .dynamodb_codec import (
     SWEEP_PK,
     decode_cursor,
@@ -346,4 +346,4 @@ class DynamoDbTaskRepository(MonitorQueries):
             self._db.describe_table(TableName=self._table)
 
 
-__all__ = ["TRANSIENT_CODES", "DynamoDbTaskRepository", "item_to_task", "task_to_item"]
+__all__ = ["DynamoDbTaskRepository", "item_to_task", "task_to_item"]

@@ -12,10 +12,11 @@ from ..domain.errors import (
     ConditionFailedError,
     DependencyUnavailableError,
     InvalidCursorError,
+    InvalidTransitionError,
     TaskAlreadyExistsError,
     TaskNotFoundError,
 )
-from ..domain.models import Expect, Message, Task, TaskPage, TaskRef, TaskStatus
+from ..domain.models import Expect, Message, Task, TaskPage, TaskRef, TaskStatus, can_transition
 
 
 class InMemoryTaskRepository:
@@ -74,6 +75,9 @@ class InMemoryTaskRepository:
                 values["prior_attempt_started_at"] = task.attempt_started_at
             if "status" in values:
                 values["status"] = TaskStatus(values["status"])
+                if not can_transition(task.status, values["status"]):
+                    # models.ALLOWED_TRANSITIONS is the rule; every Expect of the domain must keep to it
+                    raise InvalidTransitionError(ref.task_id, task.status.value, f"become {values['status'].value}")
             if "attempt_history" in values:
                 values["attempt_history"] = tuple(values["attempt_history"])
             if increment_attempts:

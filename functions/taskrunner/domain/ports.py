@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -189,6 +189,3 @@ class TaskCatalog(Protocol):
     def names(self) -> builtins.list[str]: ...
 
     def all(self) -> Sequence[TaskType]: ...
-
-
-Sleeper = Callable[[float], None]
