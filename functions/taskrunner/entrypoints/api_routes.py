@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, Security
-from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from ..bootstrap import Services
 from ..domain.errors import DependencyUnavailableError, PayloadTooLargeError, ThrottledError
@@ -17,7 +17,7 @@ from ..domain.submission import SubmitRequest, SubmitResult
 from ..observability import logger
 from . import api_schemas as schemas
 from .api_docs import api_key_scheme
-from .sse import parse_last_event_id, task_events
+from .sse import follow_response, parse_last_event_id
 
 # Handlers are `async def` that call the (blocking) services directly: a Lambda execution
 # environment serves one request at a time, so there is nothing to gain from thread hops.
@@ -191,9 +191,6 @@ async def follow_task(
         # On AWS the Function URL streams; the caller proved who it is here, so it gets a token.
         return RedirectResponse(_links(svc, task, request)["stream"], status_code=307)
 
-    async def load() -> Task | None:
-        return await anyio.to_thread.run_sync(svc.repository.get, task_id)
-
     authenticator, key = svc.authenticator, presented_key(request)
 
     async def authorize() -> None:
@@ -201,17 +198,8 @@ async def follow_task(
         if authenticator is not None:
             await anyio.to_thread.run_sync(authenticator.identify, key)
 
-    events = task_events(
-        load,
-        task,
-        last_event_id=parse_last_event_id(last_event_id),
-        poll_seconds=settings.stream_poll_seconds,
-        heartbeat_seconds=settings.stream_heartbeat_seconds,
-        max_seconds=settings.stream_max_seconds,
-        authorize=authorize,
-    )
-    return StreamingResponse(
-        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return follow_response(
+        svc.tasks, owner, task, settings, last_event_id=parse_last_event_id(last_event_id), authorize=authorize
     )
 
 

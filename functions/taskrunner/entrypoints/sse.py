@@ -7,9 +7,45 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
+from starlette.responses import StreamingResponse
 
+from ..config import Settings
 from ..domain.auth import AuthenticationError
+from ..domain.errors import TaskNotFoundError
 from ..domain.models import Task
+from ..domain.submission import TaskService
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def follow_response(
+    tasks: TaskService,
+    owner: str,
+    first: Task,
+    settings: Settings,
+    *,
+    last_event_id: int | None,
+    authorize: Callable[[], Awaitable[None]] | None,
+) -> StreamingResponse:
+    """The event stream of ``owner``'s task ``first`` (the API's and the stream function's):
+    read through the use case, so the owner is checked at every poll too."""
+
+    async def load() -> Task | None:
+        try:
+            return await anyio.to_thread.run_sync(tasks.get, owner, first.task_id)
+        except TaskNotFoundError:
+            return None  # gone: the stream ends
+
+    events = task_events(
+        load,
+        first,
+        last_event_id=last_event_id,
+        poll_seconds=settings.stream_poll_seconds,
+        heartbeat_seconds=settings.stream_heartbeat_seconds,
+        max_seconds=settings.stream_max_seconds,
+        authorize=authorize,
+    )
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 def format_event(task: Task) -> str:

@@ -7,18 +7,17 @@ first request, not at import.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..bootstrap import Services, get_services
 from ..domain.auth import AuthenticationError, StreamGrant
 from ..domain.errors import DependencyUnavailableError
-from .sse import parse_last_event_id, task_events
+from .sse import follow_response, parse_last_event_id
 
 
 async def follow(request: Request) -> Response:
@@ -43,25 +42,11 @@ async def follow(request: Request) -> Response:
     if "application/json" in accept and "text/event-stream" not in accept:
         return JSONResponse(task.to_public())
 
-    async def load() -> Any:
-        return await anyio.to_thread.run_sync(services.repository.get, task_id)
-
     async def authorize() -> None:
         await anyio.to_thread.run_sync(recheck)
 
     last = parse_last_event_id(request.headers.get("last-event-id") or request.query_params.get("last_event_id"))
-    events = task_events(
-        load,
-        task,
-        last_event_id=last,
-        poll_seconds=settings.stream_poll_seconds,
-        heartbeat_seconds=settings.stream_heartbeat_seconds,
-        max_seconds=settings.stream_max_seconds,
-        authorize=authorize,
-    )
-    return StreamingResponse(
-        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
+    return follow_response(services.tasks, grant.owner, task, settings, last_event_id=last, authorize=authorize)
 
 
 def stream_grant(request: Request, services: Services, task_id: str) -> StreamGrant:
