@@ -17,24 +17,12 @@ from taskrunner.entrypoints import notifier
 
 from tests.support.fakes import make_fakes
 from tests.support.http_server import LoopbackServer
+from tests.support.lambda_context import LambdaContext
 from tests.support.receiver import CallbackReceiver
 from tests.unit.factories import a_task
 
 DEADLINE = 2.0
 ARN = "arn:aws:sqs:us-east-1:123456789012:taskrunner-dev-CallbacksQueue"
-
-
-class Context:
-    function_name = "notifier"
-    memory_limit_in_mb = 256
-    aws_request_id = "req-1"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:notifier"
-
-    def __init__(self, remaining_seconds=60.0):
-        self._end = time.monotonic() + remaining_seconds
-
-    def get_remaining_time_in_millis(self):
-        return int((self._end - time.monotonic()) * 1000)
 
 
 class DrippingReceiver(LoopbackServer):
@@ -100,7 +88,7 @@ def test_a_dripping_receiver_fails_at_the_deadline_and_the_good_one_is_delivered
     with DrippingReceiver() as slow, CallbackReceiver() as good:
         services, event = _batch(f, [slow.url, good.url])
         started = time.monotonic()
-        result = notifier.process_batch(event, Context(), services)
+        result = notifier.process_batch(event, LambdaContext("notifier", remaining_seconds=60.0), services)
         elapsed = time.monotonic() - started
     assert elapsed < DEADLINE + 1.5, elapsed
     assert result == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
@@ -115,7 +103,7 @@ def test_many_slow_receivers_do_not_serialise_a_batch():
     with DrippingReceiver() as slow, CallbackReceiver() as good:
         services, event = _batch(f, [slow.url] * 5 + [good.url])
         started = time.monotonic()
-        result = notifier.process_batch(event, Context(), services)
+        result = notifier.process_batch(event, LambdaContext("notifier", remaining_seconds=60.0), services)
         elapsed = time.monotonic() - started
     assert elapsed < DEADLINE + 1.5, elapsed  # in parallel, not 5 x the deadline
     assert len(result["batchItemFailures"]) == 5 and len(good.delivered()) == 1
@@ -126,7 +114,7 @@ def test_records_that_cannot_finish_in_time_are_released_unstarted_without_an_at
     f = make_fakes()
     with CallbackReceiver() as good:
         services, event = _batch(f, [good.url, good.url])
-        result = notifier.process_batch(event, Context(remaining_seconds=remaining), services)
+        result = notifier.process_batch(event, LambdaContext("notifier", remaining_seconds=remaining), services)
         assert good.requests == []
     assert len(result["batchItemFailures"]) == 2
     for task_id in ("t-0", "t-1"):

@@ -13,6 +13,7 @@ from taskrunner.entrypoints.api import create_app
 from taskrunner.entrypoints.stream import create_stream_app
 
 from tests.support.fakes import make_fakes
+from tests.support.lambda_context import LambdaContext
 from tests.unit.factories import a_task
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -20,16 +21,6 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 def event(name):
     return json.loads((EVENTS / name).read_text())
-
-
-class Context:
-    function_name = "test"
-    memory_limit_in_mb = 256
-    aws_request_id = "req-1"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
-
-    def get_remaining_time_in_millis(self):
-        return 900_000  # a fresh WorkerFunction invocation (Timeout: 900)
 
 
 def seeded(**overrides):
@@ -43,7 +34,7 @@ def seeded(**overrides):
 def test_api_handler_post_event_accepts_task():
     f = make_fakes()
     handler = Mangum(create_app(lambda: f.services), lifespan="off")
-    response = handler(event("api_post_task.json"), Context())
+    response = handler(event("api_post_task.json"), LambdaContext())
     body = json.loads(response["body"])
     assert response["statusCode"] == 202 and body["status"] == "PENDING"
     stored = f.repo.tasks[body["task_id"]]
@@ -54,18 +45,18 @@ def test_api_handler_post_event_accepts_task():
 def test_api_handler_state_and_list_events():
     f = seeded()
     handler = Mangum(create_app(lambda: f.services), lifespan="off")
-    state = handler(event("api_get_state.json"), Context())
+    state = handler(event("api_get_state.json"), LambdaContext())
     assert state["statusCode"] == 200 and json.loads(state["body"])["task_id"] == "3f1c2a9e-5b7d-4c1e-9f0a-2b6d8e4c7a11"
-    listing = handler(event("api_list_tasks.json"), Context())
+    listing = handler(event("api_list_tasks.json"), LambdaContext())
     assert listing["statusCode"] == 200 and json.loads(listing["body"])["tasks"] == []
     missing = event("api_get_state.json")
     missing["rawPath"] = missing["requestContext"]["http"]["path"] = "/api/tasks/unknown/state"
-    assert handler(missing, Context())["statusCode"] == 404
+    assert handler(missing, LambdaContext())["statusCode"] == 404
 
 
 def test_worker_handler_runs_batch_and_drops_malformed_record():
     f = seeded()
-    result = worker.process_batch(event("sqs_task_batch.json"), Context(), f.services)
+    result = worker.process_batch(event("sqs_task_batch.json"), LambdaContext(), f.services)
     assert result == {"batchItemFailures": []}
     assert all(t.status is TaskStatus.COMPLETED for t in f.repo.tasks.values())
 
@@ -89,7 +80,7 @@ def test_worker_handler_continues_a_long_task_from_its_continuation_event():
             checkpoint={"step": 2},  # two of the three seconds slept by earlier segments
         )
     )
-    result = worker.process_batch(event("sqs_task_continuation.json"), Context(), f.services)
+    result = worker.process_batch(event("sqs_task_continuation.json"), LambdaContext(), f.services)
     assert result == {"batchItemFailures": []}
     done = f.repo.tasks[body["task_id"]]
     assert done.status is TaskStatus.COMPLETED and done.result["slept_seconds"] == 3
@@ -104,7 +95,7 @@ def test_worker_partial_failure_leaves_neighbours_alone():
         {"status": TaskStatus.RUNNING, "lease_expires_at": "2999-01-01T00:00:00.000Z"},
         Expect(frozenset(ACTIVE_STATUSES)),
     )
-    result = worker.process_batch(event("sqs_task_batch.json"), Context(), f.services)
+    result = worker.process_batch(event("sqs_task_batch.json"), LambdaContext(), f.services)
     assert result["batchItemFailures"] == [{"itemIdentifier": "059f36b4-87a3-44ab-83d2-661975528770"}]
     others = [t for t in f.repo.tasks.values() if t.task_id != busy.task_id]
     assert [t.status for t in others] == [TaskStatus.COMPLETED]
@@ -117,7 +108,9 @@ def test_notifier_handler_delivers_and_records():
     from taskrunner.domain.models import CallbackState
 
     f.repo.tasks[tid] = dataclasses.replace(f.repo.tasks[tid], callback=CallbackState(url="https://example.com/h"))
-    assert notifier.process_batch(event("sqs_callback_batch.json"), Context(), f.services) == {"batchItemFailures": []}
+    assert notifier.process_batch(event("sqs_callback_batch.json"), LambdaContext(), f.services) == {
+        "batchItemFailures": []
+    }
     assert f.repo.tasks[tid].callback.status.value == "DELIVERED"
     assert json.loads(f.http.requests[0]["body"])["result"] == {"x": 1}
 
@@ -129,13 +122,13 @@ def test_notifier_handler_reports_failure_for_retry():
     from taskrunner.domain.models import CallbackState
 
     f.repo.tasks[tid] = dataclasses.replace(f.repo.tasks[tid], callback=CallbackState(url="https://example.com/h"))
-    result = notifier.process_batch(event("sqs_callback_batch.json"), Context(), f.services)
+    result = notifier.process_batch(event("sqs_callback_batch.json"), LambdaContext(), f.services)
     assert len(result["batchItemFailures"]) == 1 and f.queue.visibility
 
 
 def test_dead_letter_handler_fails_task():
     f = seeded()
-    assert dead_letter.process_batch(event("sqs_dead_letter_batch.json"), Context(), f.services) == {
+    assert dead_letter.process_batch(event("sqs_dead_letter_batch.json"), LambdaContext(), f.services) == {
         "batchItemFailures": []
     }
     task = f.repo.tasks["3f1c2a9e-5b7d-4c1e-9f0a-2b6d8e4c7a11"]
