@@ -438,20 +438,15 @@ class Flows:
     # -- set-up ------------------------------------------------------------------------
     def _setup(self, session: Any) -> None:
         from mangum import Mangum
-        from taskrunner.adapters.dynamodb_keys import DynamoDbApiKeyStore
         from taskrunner.bootstrap import build_services
-        from taskrunner.config import Settings
         from taskrunner.entrypoints.api import create_app
 
-        from infra.keys import create_key
-        from infra.local.provision import provision
-        from infra.local.template import Resolver, evaluate_conditions, functions, load_template, parameter_defaults
+        from infra.local.assemble import assemble
+        from infra.local.template import functions
 
         prefix = "bench"
-        template = load_template()
-        resolver = Resolver(parameters=parameter_defaults(template), physical={})
-        resolver.conditions = evaluate_conditions(template, resolver)
-        provision(template, resolver, session, None, prefix=prefix)
+        assembly = assemble(session, None, prefix=prefix)
+        template, resolver = assembly.template, assembly.resolver
         self.physical = resolver.physical
         self.memory = {name: spec.memory for name, spec in functions(template).items()}
         self.timeouts = {name: spec.timeout for name, spec in functions(template).items()}
@@ -463,21 +458,9 @@ class Flows:
         }
         self.meter = Meter(table_specs(template, prefix), session.client("dynamodb"))
 
-        def ref(logical: str) -> str:
-            return str(self.physical[logical]["Ref"])
-
-        self.api_key, _ = create_key(
-            DynamoDbApiKeyStore(session.client("dynamodb"), ref("ApiKeysTable")), "bench", "bench"
-        )
-        self.settings = Settings(
+        self.api_key = assembly.seed_key(session, None, "bench", "bench")
+        self.settings = assembly.settings(
             region=REGION,
-            tasks_table_name=ref("TasksTable"),
-            messages_table_name=ref("MessagesTable"),
-            tasks_queue_url=ref("TasksQueue"),
-            io_tasks_queue_url=ref("IoTasksQueue"),
-            priority_tasks_queue_url=ref("PriorityTasksQueue"),
-            callbacks_queue_url=ref("CallbacksQueue"),
-            api_keys_table_name=ref("ApiKeysTable"),
             allow_loopback_egress=True,
             signing_secret=SECRET,
             auth_required=True,

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from .assemble import assemble
 from .bundles import ensure_bundle, function_kinds, runtime_python
 from .esm import SqsEventSource
 from .exceptions import SECRET_VALUES, LocalException, applied, describe, local_exceptions
@@ -33,8 +34,7 @@ from .front import Front
 from .iam import function_credentials, policy_file, write_policy_file
 from .pool import SYNC_PAYLOAD_LIMIT, FunctionPool
 from .procs import die_with_parent, free_port, port_open, wait_for_port
-from .provision import provision
-from .template import ROOT, FunctionSpec, Resolver, evaluate_conditions, functions, load_template, parameter_defaults
+from .template import ROOT, FunctionSpec, Resolver, functions, load_template
 from .xray import XRayDaemon
 
 log = logging.getLogger("taskrunner.local")
@@ -339,9 +339,16 @@ class Stack:
         runtime_task = asyncio.create_task(
             asyncio.to_thread(prepare_runtime, list(specs), args.quick_env, ROOT / ".local" / "bundles")
         )
-        resolver = Resolver(parameters=parameter_defaults(template), physical={}, region=region)
-        resolver.conditions = evaluate_conditions(template, resolver)
-        await asyncio.to_thread(provision, template, resolver, session, endpoint, args.prefix, SECRET_VALUES)
+        assembly = await asyncio.to_thread(
+            assemble,
+            session,
+            endpoint,
+            prefix=args.prefix,
+            region=region,
+            secret_values=SECRET_VALUES,
+            template=template,
+        )
+        resolver = assembly.resolver
         by_kind: dict[str, list[str]] = {"tables": [], "queues": [], "secrets": []}
         for logical, attrs in resolver.physical.items():
             kind = "queues" if "QueueUrl" in attrs else "secrets" if ":secretsmanager:" in attrs["Arn"] else "tables"
@@ -352,14 +359,7 @@ class Stack:
 
         api_key = os.environ.get("LOCAL_DEV_API_KEY", DEV_API_KEY)
         if "ApiKeysTable" in resolver.physical:
-            from taskrunner.adapters.dynamodb_keys import DynamoDbApiKeyStore
-
-            from ..keys import create_key
-
-            store = DynamoDbApiKeyStore(
-                session.client("dynamodb", endpoint_url=endpoint), resolver.physical["ApiKeysTable"]["Ref"]
-            )
-            await asyncio.to_thread(create_key, store, "dev", "local development key", api_key)
+            await asyncio.to_thread(assembly.seed_key, session, endpoint, "dev", "local development key", api_key)
             self.summary.append(("API key", f"{api_key}  (owner 'dev'; send as X-Api-Key)"))
 
         self.xray = XRayDaemon(state_dir / "xray-segments.jsonl")

@@ -6,11 +6,9 @@ import boto3
 import pytest
 from moto import mock_aws
 from taskrunner.bootstrap import build_services
-from taskrunner.config import Settings
 from taskrunner.domain.service import Policy
 
-from infra.local.provision import provision
-from infra.local.template import Resolver, evaluate_conditions, load_template, parameter_defaults
+from infra.local.assemble import Assembly, assemble
 
 SECRET = "whsec_aW50ZWdyYXRpb24tdGVzdC1zZWNyZXQ="
 
@@ -26,6 +24,7 @@ def owner_secret(owner: str = "default") -> str:
 class Aws:
     session: boto3.session.Session
     physical: dict[str, dict[str, str]]
+    assembly: Assembly
 
     def ref(self, logical: str) -> str:
         return self.physical[logical]["Ref"]
@@ -43,23 +42,13 @@ def aws(monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         session = boto3.session.Session(region_name="us-east-1")
-        template = load_template()
-        resolver = Resolver(parameters=parameter_defaults(template), physical={})
-        resolver.conditions = evaluate_conditions(template, resolver)
-        provision(template, resolver, session, None, prefix="it")
-        yield Aws(session, resolver.physical)
+        assembly = assemble(session, None, prefix="it")
+        yield Aws(session, assembly.physical, assembly)
 
 
 @pytest.fixture
 def settings(aws):
-    return Settings(
-        tasks_table_name=aws.ref("TasksTable"),
-        messages_table_name=aws.ref("MessagesTable"),
-        tasks_queue_url=aws.ref("TasksQueue"),
-        io_tasks_queue_url=aws.ref("IoTasksQueue"),
-        priority_tasks_queue_url=aws.ref("PriorityTasksQueue"),
-        callbacks_queue_url=aws.ref("CallbacksQueue"),
-        api_keys_table_name=aws.ref("ApiKeysTable"),
+    return aws.assembly.settings(
         allow_loopback_egress=True,
         signing_secret=SECRET,
         auth_required=False,

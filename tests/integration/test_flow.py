@@ -11,8 +11,8 @@ from taskrunner.entrypoints.api import create_app
 from infra.local.esm import sqs_record
 from infra.local.front import http_api_event
 from tests.integration.conftest import owner_secret
+from tests.support.lambda_context import LambdaContext
 from tests.support.receiver import CallbackReceiver
-from tests.unit.test_handlers import Context
 
 
 def sqs_event(aws, logical):
@@ -26,7 +26,7 @@ def call(api, method, path, body=None, accept="application/json"):
     raw = json.dumps(body).encode() if body is not None else b""
     headers = {"content-type": "application/json", "accept": accept, "host": "localhost"}
     path, _, query = path.partition("?")
-    response = api(http_api_event(method, path, query, headers, raw, "127.0.0.1"), Context())
+    response = api(http_api_event(method, path, query, headers, raw, "127.0.0.1"), LambdaContext())
     return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
 
 
@@ -42,16 +42,16 @@ def test_submit_run_and_callback(aws, services):
 
         event, _ = sqs_event(aws, "TasksQueue")
         assert len(event["Records"]) == 1
-        assert worker.process_batch(event, Context(), services) == {"batchItemFailures": []}
+        assert worker.process_batch(event, LambdaContext(), services) == {"batchItemFailures": []}
         status, state = call(api, "GET", f"/api/tasks/{task_id}/state")
         assert state["status"] == "COMPLETED" and state["result"] == {"n": 100, "prime": 541}
 
         # a duplicate delivery of the same message does not run the task again
-        assert worker.process_batch(event, Context(), services) == {"batchItemFailures": []}
+        assert worker.process_batch(event, LambdaContext(), services) == {"batchItemFailures": []}
         assert call(api, "GET", f"/api/tasks/{task_id}/state")[1]["attempts"] == 1
 
         callbacks, _ = sqs_event(aws, "CallbacksQueue")
-        assert notifier.process_batch(callbacks, Context(), services) == {"batchItemFailures": []}
+        assert notifier.process_batch(callbacks, LambdaContext(), services) == {"batchItemFailures": []}
         delivered = receiver.wait_for(1)
         body = delivered[0]["body"]
         assert verify(owner_secret("default"), delivered[0]["headers"], body)
@@ -68,9 +68,9 @@ def test_failed_callback_retries_via_visibility(aws, services):
             api, "POST", "/api/tasks", {"name": "sum", "parameters": {"numbers": [2, 2]}, "callback_url": receiver.url}
         )
         event, _ = sqs_event(aws, "TasksQueue")
-        worker.process_batch(event, Context(), services)
+        worker.process_batch(event, LambdaContext(), services)
         callbacks, _ = sqs_event(aws, "CallbacksQueue")
-        result = notifier.process_batch(callbacks, Context(), services)
+        result = notifier.process_batch(callbacks, LambdaContext(), services)
         assert len(result["batchItemFailures"]) == 1
         state = call(api, "GET", f"/api/tasks/{accepted['task_id']}/state")[1]
         assert state["callback"]["status"] == "RETRYING" and "500" in state["callback"]["last_error"]

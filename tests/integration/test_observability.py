@@ -16,8 +16,8 @@ from taskrunner.entrypoints.stream import create_stream_app
 from infra.keys import create_key
 from tests.integration.conftest import SECRET, owner_secret
 from tests.integration.test_flow import sqs_event
+from tests.support.lambda_context import LambdaContext
 from tests.support.receiver import CallbackReceiver
-from tests.unit.test_handlers import Context
 
 
 def test_one_task_followed_through_logs_without_secrets(aws, settings, caplog):
@@ -40,8 +40,8 @@ def test_one_task_followed_through_logs_without_secrets(aws, settings, caplog):
         task_id = accepted.json()["task_id"]
         token = accepted.json()["links"]["stream"].split("token=")[1]
         assert api.get("/api/tasks", headers={"X-Api-Key": "tr_wrong_key"}).status_code == 401
-        worker.process_batch(sqs_event(aws, "TasksQueue")[0], Context(), services)
-        notifier.process_batch(sqs_event(aws, "CallbacksQueue")[0], Context(), services)
+        worker.process_batch(sqs_event(aws, "TasksQueue")[0], LambdaContext(), services)
+        notifier.process_batch(sqs_event(aws, "CallbacksQueue")[0], LambdaContext(), services)
         receiver.wait_for(1)
         stream = TestClient(create_stream_app(lambda: services))
         assert stream.get(f"/api/tasks/{task_id}?token={token}").status_code == 200
@@ -70,7 +70,7 @@ def test_metrics_are_emitted_as_emf(aws, settings, capsys):
         service._telemetry = telemetry
     api = TestClient(create_app(lambda: services))
     api.post("/api/tasks", json={"name": "fail", "parameters": {"retryable": False}})
-    worker.process_batch(sqs_event(aws, "TasksQueue")[0], Context(), services)
+    worker.process_batch(sqs_event(aws, "TasksQueue")[0], LambdaContext(), services)
     emitted = [
         json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{") and "_aws" in line
     ]
