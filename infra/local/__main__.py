@@ -519,7 +519,9 @@ class Stack:
     def _metrics(sqs: Any, resolver: Resolver, logs_dir: Path, names: list[str], *, embedded: bool) -> Any:
         """/metrics: the EMF documents of every function's log and the queues' depths, read
         with the runner's own key (not through a function's role)."""
-        from .metrics import QueueDepths, RunnerMetrics, embedded_oldest_ages
+        from taskrunner.adapters.prometheus_queues import QueueDepths
+
+        from .metrics import RunnerMetrics, embedded_oldest_ages
 
         queues = {logical: attrs["QueueUrl"] for logical, attrs in resolver.physical.items() if "QueueUrl" in attrs}
         endpoint = sqs.meta.endpoint_url

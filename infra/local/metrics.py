@@ -15,12 +15,11 @@ import logging
 import re
 import threading
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 log = logging.getLogger("taskrunner.local")
@@ -201,95 +200,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-QUEUE_ATTRIBUTES = [
-    "ApproximateNumberOfMessages",
-    "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed",
-    "QueueArn",
-    "RedrivePolicy",
-]
-
-
-class QueueDepths(Collector):
-    """The queues' depths, read when scraped: GetQueueAttributes per queue (the runner's own
-    key), and the age of each queue's oldest message from ``oldest_ages`` when given (SQS
-    answers it only through CloudWatch: the embedded endpoint reports it itself)."""
-
-    def __init__(
-        self, sqs: Any, queues: dict[str, str], oldest_ages: Callable[[], dict[str, float]] | None = None
-    ) -> None:
-        self.sqs = sqs
-        self.queues = queues  # logical id -> queue URL
-        self.oldest_ages = oldest_ages
-
-    def describe(self) -> Iterable[Metric]:
-        return []  # registering must not call the endpoint
-
-    def collect(self) -> Iterable[Metric]:
-        visible = GaugeMetricFamily(
-            f"{PREFIX}_queue_messages_visible",
-            "Messages available for retrieval (ApproximateNumberOfMessages)",
-            labels=["queue"],
-        )
-        in_flight = GaugeMetricFamily(
-            f"{PREFIX}_queue_messages_in_flight",
-            "Messages received and not yet deleted (ApproximateNumberOfMessagesNotVisible)",
-            labels=["queue"],
-        )
-        delayed = GaugeMetricFamily(
-            f"{PREFIX}_queue_messages_delayed",
-            "Messages not yet available (ApproximateNumberOfMessagesDelayed)",
-            labels=["queue"],
-        )
-        dead = GaugeMetricFamily(
-            f"{PREFIX}_dead_letter_queue_messages",
-            "Messages in a dead-letter queue (visible and in flight)",
-            labels=["queue"],
-        )
-        oldest = GaugeMetricFamily(
-            f"{PREFIX}_queue_oldest_message_age_seconds",
-            "Age of the queue's oldest message (0 when empty)",
-            labels=["queue"],
-        )
-        answers: dict[str, dict[str, str]] = {}
-        for logical, url in self.queues.items():
-            try:
-                answers[logical] = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=QUEUE_ATTRIBUTES)[
-                    "Attributes"
-                ]
-            except Exception as exc:
-                log.warning("metrics: GetQueueAttributes %s failed: %s", logical, exc)
-        targets = {
-            json.loads(attrs["RedrivePolicy"]).get("deadLetterTargetArn")
-            for attrs in answers.values()
-            if attrs.get("RedrivePolicy")
-        }
-        for logical, attrs in answers.items():
-            counts = [
-                float(attrs.get(a, 0))
-                for a in (
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                    "ApproximateNumberOfMessagesDelayed",
-                )
-            ]
-            visible.add_metric([logical], counts[0])
-            in_flight.add_metric([logical], counts[1])
-            delayed.add_metric([logical], counts[2])
-            if attrs.get("QueueArn") in targets:
-                dead.add_metric([logical], counts[0] + counts[1])
-        yield from (visible, in_flight, delayed, dead)
-        if self.oldest_ages is not None:
-            try:
-                ages = self.oldest_ages()
-            except Exception as exc:
-                log.warning("metrics: oldest message ages unavailable: %s", exc)
-                return
-            for logical, url in self.queues.items():
-                oldest.add_metric([logical], ages.get(url.rstrip("/").rsplit("/", 1)[-1], 0.0))
-            yield oldest
 
 
 def embedded_oldest_ages(endpoint: str) -> Callable[[], dict[str, float]]:

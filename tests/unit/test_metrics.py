@@ -7,13 +7,13 @@ import json
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from taskrunner.adapters.prometheus_queues import QueueDepths
 
 from infra.local.front import Front
 from infra.local.metrics import (
     RUN_BUCKETS,
     EmfTranslator,
     LogTail,
-    QueueDepths,
     RunnerMetrics,
     snake,
 )
