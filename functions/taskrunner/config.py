@@ -25,6 +25,10 @@ class Settings:
     io_tasks_queue_url: str = ""
     priority_tasks_queue_url: str = ""
     callbacks_queue_url: str = ""
+    # the dead-letter queues: only the API's opt-in /api/metrics reads them (their depth)
+    tasks_dlq_url: str = ""
+    callbacks_dlq_url: str = ""
+    metrics_endpoint_enabled: bool = False
     stream_url: str = ""
     default_owner: str = "default"
     allow_loopback_egress: bool = False
@@ -76,6 +80,9 @@ _SETTINGS_ENV = {
     "IO_TASKS_QUEUE_URL": "io_tasks_queue_url",
     "PRIORITY_TASKS_QUEUE_URL": "priority_tasks_queue_url",
     "CALLBACKS_QUEUE_URL": "callbacks_queue_url",
+    "TASKS_DLQ_URL": "tasks_dlq_url",
+    "CALLBACKS_DLQ_URL": "callbacks_dlq_url",
+    "METRICS_ENDPOINT_ENABLED": "metrics_endpoint_enabled",
     "STREAM_URL": "stream_url",
     "DEFAULT_OWNER": "default_owner",
     "ALLOW_LOOPBACK_EGRESS": "allow_loopback_egress",
