@@ -1,7 +1,6 @@
 """The local runner's /metrics: the functions' EMF documents become Prometheus metrics
 (names, labels, base units, histogram buckets) and the queues' depths are gauges."""
 
-import asyncio
 import json
 
 import pytest
@@ -9,7 +8,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from taskrunner.adapters.prometheus_queues import QueueDepths
 
-from infra.local.front import Front
 from infra.local.metrics import (
     RUN_BUCKETS,
     EmfTranslator,
@@ -231,31 +229,13 @@ def test_queue_depths_are_gauges_per_queue_with_the_dead_letter_queues_apart():
     assert {families[n].type for n in families} == {"gauge"}
 
 
-def test_the_front_serves_metrics_on_get(tmp_path):
+def test_a_scrape_reads_the_logs_first(tmp_path):
+    """The front serves RunnerMetrics.scrape on GET /metrics (tests/e2e/test_metrics.py)."""
     log = tmp_path / "ApiFunction.log"
     log.write_text("")
     metrics = RunnerMetrics({"ApiFunction": log})
-    front = Front(api=None, stream_base=None, metrics=metrics.scrape)
     with log.open("a") as f:
         f.write(emf("TasksSubmitted", 1.0, task_type="sum") + "\n")
-
-    async def call(method):
-        sent = []
-
-        async def send(message):
-            sent.append(message)
-
-        async def receive():
-            return {"type": "http.request", "body": b""}
-
-        scope = {"type": "http", "method": method, "path": "/metrics", "query_string": b"", "headers": []}
-        await front(scope, receive, send)
-        return sent
-
-    sent = asyncio.run(call("GET"))
-    assert sent[0]["status"] == 200
-    assert dict(sent[0]["headers"])[b"content-type"].startswith(b"text/plain; version=0.0.4")
-    families = {f.name: f for f in text_string_to_metric_families(sent[1]["body"].decode())}
+    families = {f.name: f for f in text_string_to_metric_families(metrics.scrape().decode())}
     assert sample(families, "taskrunner_tasks", "taskrunner_tasks_total", task_type="sum", status="submitted") == 1
     assert sample(families, "taskrunner_runner_up", "taskrunner_runner_up") == 1
-    assert asyncio.run(call("POST"))[0]["status"] == 405
