@@ -25,9 +25,10 @@ class Settings:
     io_tasks_queue_url: str = ""
     priority_tasks_queue_url: str = ""
     callbacks_queue_url: str = ""
-    # dead-letter queues: only the API reads them (their depths, for the monitor)
+    # the dead-letter queues: only the API reads them (their depths: the monitor, the opt-in /api/metrics)
     tasks_dlq_url: str = ""
     callbacks_dlq_url: str = ""
+    metrics_endpoint_enabled: bool = False
     stream_url: str = ""
     default_owner: str = "default"
     allow_loopback_egress: bool = False
@@ -80,6 +81,7 @@ _SETTINGS_ENV = {
     "CALLBACKS_QUEUE_URL": "callbacks_queue_url",
     "TASKS_DLQ_URL": "tasks_dlq_url",
     "CALLBACKS_DLQ_URL": "callbacks_dlq_url",
+    "METRICS_ENDPOINT_ENABLED": "metrics_endpoint_enabled",
     "STREAM_URL": "stream_url",
     "DEFAULT_OWNER": "default_owner",
     "ALLOW_LOOPBACK_EGRESS": "allow_loopback_egress",

@@ -289,6 +289,7 @@ class Stack:
         self._esm_clients: dict[str, Any] = {}
         self.exceptions: list[LocalException] = []
         self.xray: XRayDaemon | None = None
+        self.metrics: Any = None
 
     async def start(self) -> Any:
         t0 = time.perf_counter()
@@ -478,6 +479,11 @@ class Stack:
 
         if api_pool is None:
             raise SystemExit("template.yaml declares no function with an HttpApi event")
+        # from here on every EMF document the functions write is counted
+        self.metrics = self._metrics(sqs, resolver, logs_dir, list(specs), embedded=not args.endpoint)
+        self.summary.append(
+            ("metrics", f"Prometheus http://{args.host}:{args.port}/metrics (the functions' EMF, queue depths)")
+        )
         # Warm one environment of every function, in parallel, so the first requests are fast.
         await asyncio.gather(*(p.prewarm(1) for p in self.pools.values()))
         for source in self.sources:
@@ -507,7 +513,20 @@ class Stack:
         }
         caps = [specs[n].reserved_concurrency for n in stream_names if specs[n].reserved_concurrency is not None]
         stream_limit = int(resolver.resolve(caps[0])) if caps else 100
-        return Front(api_pool, stream_base, stream_limit=stream_limit)
+        return Front(api_pool, stream_base, stream_limit=stream_limit, metrics=self.metrics.scrape)
+
+    @staticmethod
+    def _metrics(sqs: Any, resolver: Resolver, logs_dir: Path, names: list[str], *, embedded: bool) -> Any:
+        """/metrics: the EMF documents of every function's log and the queues' depths, read
+        with the runner's own key (not through a function's role)."""
+        from taskrunner.adapters.prometheus_queues import QueueDepths
+
+        from .metrics import RunnerMetrics, embedded_oldest_ages
+
+        queues = {logical: attrs["QueueUrl"] for logical, attrs in resolver.physical.items() if "QueueUrl" in attrs}
+        endpoint = sqs.meta.endpoint_url
+        depths = QueueDepths(sqs, queues, embedded_oldest_ages(endpoint) if embedded else None)
+        return RunnerMetrics({name: logs_dir / f"{name}.log" for name in names}, depths)
 
     def _esm_client(self, function: str, sqs: Any, session: Any, endpoint: str) -> Any:
         """The SQS client of a function's event source mapping: AWS polls with the function's role."""

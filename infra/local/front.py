@@ -12,6 +12,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -82,12 +83,20 @@ def http_api_event(
 class Front:
     """``stream_limit``: the stream function's reserved concurrency; a stream over it is
     answered 429, as a throttled Function URL answers. ``body_timeout``: a request body that
-    does not arrive in full within it (shorter than its Content-Length, or trickling) gets 408."""
+    does not arrive in full within it (shorter than its Content-Length, or trickling) gets 408.
+    ``metrics``: the runner's Prometheus exposition, served on ``GET /metrics`` (metrics.py)."""
 
     def __init__(
-        self, api: FunctionPool, stream_base: str | None, *, stream_limit: int = 100, body_timeout: float = 10.0
+        self,
+        api: FunctionPool,
+        stream_base: str | None,
+        *,
+        stream_limit: int = 100,
+        body_timeout: float = 10.0,
+        metrics: Callable[[], bytes] | None = None,
     ) -> None:
         self.api = api
+        self.metrics = metrics
         self.stream_base = stream_base
         self.stream_limit = stream_limit
         self.body_timeout = body_timeout
@@ -117,6 +126,9 @@ class Front:
             headers[name] = f"{headers[name]},{value}" if name in headers else value
         method, path = scope["method"], scope["path"]
         query = scope.get("query_string", b"").decode("latin-1")
+        if path == "/metrics" and self.metrics is not None:
+            await self._metrics(method, send)
+            return
         if self.stream_base and wants_stream(method, path, headers):
             if self.open_streams >= self.stream_limit:
                 await self._reply(
@@ -160,6 +172,18 @@ class Front:
                 await self._reply(send, 502, {"message": "Internal Server Error"})
             return
         await self._send_result(send, result)
+
+    async def _metrics(self, method: str, send: Any) -> None:
+        from .metrics import CONTENT_TYPE
+
+        if method not in ("GET", "HEAD"):
+            await self._reply(send, 405, {"message": "Method Not Allowed"}, {"allow": "GET, HEAD"})
+            return
+        assert self.metrics is not None
+        body = await asyncio.to_thread(self.metrics)
+        headers = [(b"content-type", CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
 
     async def _send_result(self, send: Any, result: dict[str, Any]) -> None:
         status = int(result.get("statusCode", 200))

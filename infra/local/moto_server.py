@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -81,6 +82,40 @@ class IamMiddleware:
             return self.app(environ, start_response)
         start_response(denied.status, [*denied.headers, ("Content-Length", str(len(denied.body)))])
         return [denied.body]
+
+
+class OldestMessageAges:
+    """``GET /_local/sqs/oldest-message-ages``: each queue's oldest message age in seconds, by
+    queue name (the runner's /metrics; SQS itself tells it only through CloudWatch's
+    ApproximateAgeOfOldestMessage). Every other request goes to ``app``."""
+
+    def __init__(self, app: Any) -> None:
+        from .metrics import OLDEST_AGES_PATH
+
+        self.app = app
+        self.path = OLDEST_AGES_PATH
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") != self.path or environ.get("REQUEST_METHOD") != "GET":
+            return self.app(environ, start_response)
+        body = json.dumps(oldest_message_ages()).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def oldest_message_ages() -> dict[str, float]:
+    import time
+
+    from moto.sqs.models import sqs_backends
+
+    now_ms = time.time() * 1000
+    ages: dict[str, float] = {}
+    for regions in list(sqs_backends.values()):
+        for backend in list(regions.values()):
+            for name, queue in list(backend.queues.items()):
+                sent = [m.sent_timestamp for m in list(queue._messages) if m.sent_timestamp]
+                ages[name] = max(0.0, (now_ms - min(sent)) / 1000) if sent else 0.0
+    return ages
 
 
 class KeepAliveQuietHandler(WSGIRequestHandler):
@@ -182,6 +217,7 @@ def main() -> None:
         app = _persistent(app, args.state_dir, args.snapshot_every)
     if args.iam_policy:
         app = IamMiddleware(app, args.iam_policy)
+    app = OldestMessageAges(app)
     if args.server == "werkzeug":
         run_simple(args.host, args.port, app, threaded=True, request_handler=KeepAliveQuietHandler)
         return

@@ -209,3 +209,21 @@ def test_the_runners_own_key_is_unrestricted_and_calls_are_logged(endpoint):
     assert any(c["action"] == "dynamodb:DeleteItem" and c["function"] == "ApiFunction" for c in denied)
     granted = [c for c in calls if c["allowed"] and c["action"] == "dynamodb:PutItem"]
     assert granted and granted[0]["by"].startswith("ApiFunctionRolePolicy0#0 on arn:aws:dynamodb:")
+
+
+def test_the_api_role_reads_every_queue_depth_for_api_metrics(endpoint):
+    """GET /api/metrics (MetricsEndpointEnabled) reads each queue's attributes with the API's role."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from taskrunner.adapters.prometheus_queues import QueueDepths
+
+    queues = ["TasksQueue", "IoTasksQueue", "PriorityTasksQueue", "CallbacksQueue", "TasksDLQ", "CallbacksDLQ"]
+    sqs = endpoint.client("sqs", "ApiFunction")
+    for logical in queues:  # each granted (a denial raises)
+        sqs.get_queue_attributes(QueueUrl=endpoint.ref(logical), AttributeNames=["ApproximateNumberOfMessages"])
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(QueueDepths(sqs, {logical: endpoint.ref(logical) for logical in queues}))
+    text = generate_latest(registry).decode()
+    assert all(f'taskrunner_queue_messages_visible{{queue="{logical}"}}' in text for logical in queues)
+    # the depth, not the messages: receiving stays denied
+    answer = error_of(sqs.receive_message, QueueUrl=endpoint.ref("TasksDLQ"))
+    assert answer["Error"]["Code"] in ("AccessDenied", "AccessDeniedException")

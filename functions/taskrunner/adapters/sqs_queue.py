@@ -48,6 +48,11 @@ class SqsTaskQueue:
         self._endpoint = endpoint_url
         self._region = region
 
+    @property
+    def client(self) -> Any:
+        """The SQS client (the API's /api/metrics reads the queues' attributes with it)."""
+        return self._sqs
+
     def url_for(self, task: Task) -> str:
         if task.priority and self._priority:
             return self._priority

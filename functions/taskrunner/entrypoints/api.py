@@ -133,6 +133,7 @@ def create_app(
     services_provider: Callable[[], Services] = get_services, *, docs: bool = True, max_body_bytes: int = 256 * 1024
 ) -> FastAPI:
     from .api_docs import router as docs_router
+    from .api_metrics import router as metrics_router
     from .api_monitor import api as monitor_router
     from .api_routes import router
     from .dashboard import router as dashboard_router
@@ -151,6 +152,7 @@ def create_app(
     app.include_router(router)
     app.include_router(monitor_router)
     app.include_router(dashboard_router)
+    app.include_router(metrics_router)
     if docs:
         app.include_router(docs_router)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
