@@ -113,7 +113,8 @@ def oldest_message_ages() -> dict[str, float]:
     for regions in list(sqs_backends.values()):
         for backend in list(regions.values()):
             for name, queue in list(backend.queues.items()):
-                sent = [m.sent_timestamp for m in list(queue._messages) if m.sent_timestamp]
+                stamps = [getattr(m, "sent_timestamp", None) for m in list(queue._messages)]
+                sent = [float(stamp) for stamp in stamps if stamp is not None]
                 ages[name] = max(0.0, (now_ms - min(sent)) / 1000) if sent else 0.0
     return ages
 
