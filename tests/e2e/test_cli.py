@@ -93,3 +93,31 @@ def test_an_unreachable_service_exits_3(stack, tmp_path):
     assert down.returncode == 3
     assert down.stderr.startswith("taskrunner: cannot reach http://127.0.0.1:")
     assert down.stderr.count("\n") == 1
+
+
+def test_wait_attempts_and_retry_against_the_service(stack, tmp_path):
+    """The commands that need the service's attempt history and retry endpoint, end to end."""
+    submitted = taskrunner(stack, "--json", "submit", "fail", "retryable=false", "message=bad input", cwd=tmp_path)
+    assert submitted.returncode == 0, submitted.stderr
+    task_id = json.loads(submitted.stdout)["task_id"]
+    waited = taskrunner(stack, "wait", task_id[:8], cwd=tmp_path)  # a short id
+    assert waited.returncode == 1, (waited.stdout, waited.stderr)
+    assert waited.stdout.split() == [task_id, "FAILED"]
+    attempts = taskrunner(stack, "--json", "attempts", task_id, cwd=tmp_path)
+    assert attempts.returncode == 0, attempts.stderr
+    [entry] = json.loads(attempts.stdout)
+    assert entry["outcome"] == "FAILED" and entry["error"]["type"] == "NonRetryableError"
+    assert any("tasks/fail.py" in line for line in entry["error"]["traceback"])
+    retried = taskrunner(stack, "--json", "retry", task_id, cwd=tmp_path)
+    assert retried.returncode == 0, retried.stderr
+    new_id = json.loads(retried.stdout)["task_id"]
+    assert new_id != task_id
+    with stack.client() as client:
+        new = client.get(f"/api/tasks/{new_id}/state").json()
+    assert new["retry_of"] == task_id and new["parameters"] == {"retryable": False, "message": "bad input"}
+    completed = taskrunner(stack, "--json", "submit", "sum", "a=1", "b=2", cwd=tmp_path)
+    done_id = json.loads(completed.stdout)["task_id"]
+    assert taskrunner(stack, "wait", done_id, cwd=tmp_path).returncode == 0
+    refused = taskrunner(stack, "retry", done_id, cwd=tmp_path)  # only FAILED or CANCELLED tasks
+    assert refused.returncode == 2, (refused.stdout, refused.stderr)
+    assert "409" in refused.stderr and "COMPLETED" in refused.stderr
