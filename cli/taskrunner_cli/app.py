@@ -9,6 +9,10 @@
 Exit codes: 0 success (a task COMPLETED); 1 the task is FAILED or CANCELLED; 2 usage or lookup
 error (bad arguments, unknown or ambiguous id, a request the service refused); 3 the service
 cannot be reached, is failing (5xx) or refuses the key (401/403); 130 interrupted.
+
+Longer than the package's other modules because it is the whole command line: the parser of
+ten commands and their dispatch, kept in one place so that `--help` and the code agree; the
+HTTP client, the stream follower and the display live in their own modules.
 """
 
 from __future__ import annotations
