@@ -7,6 +7,7 @@ messages, and ``next_segment`` delivers the last one as SQS would.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -208,12 +209,8 @@ def test_a_crash_mid_segment_resumes_from_the_last_checkpoint_on_the_next_attemp
     )
     # the checkpoint is marked (its total is off by 7), so the result shows it was used
     resume_at = n - range_sum.SLICE
-    f.repo.tasks[task.task_id] = type(claimed)(
-        **{
-            **{field: getattr(claimed, field) for field in claimed.__slots__},
-            "checkpoint": {"next": resume_at, "total": sum(range(resume_at)) + 7},
-            "due_at": task.created_at,
-        }
+    f.repo.tasks[task.task_id] = dataclasses.replace(
+        claimed, checkpoint={"next": resume_at, "total": sum(range(resume_at)) + 7}, due_at=task.created_at
     )
     f.clock.advance(1)
     assert f.services.reconciler.run_once() == [task.task_id]
@@ -322,7 +319,6 @@ def test_task_types_say_which_checkpoint():
 
 
 def test_a_continuation_message_carries_what_it_continues():
-    import dataclasses
 
     from taskrunner.adapters.sqs_queue import task_message
     from taskrunner.entrypoints.worker import parse_task_message

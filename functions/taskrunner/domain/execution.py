@@ -150,31 +150,28 @@ class WorkerService:
             return RunOutcome.later(0)
         run_for = max(1.0, min(float(timeout_hint or p.max_timeout_seconds), budget))
         lease = iso(after(now, run_for + p.lease_grace_seconds))
-        claim = {
-            "status": TaskStatus.RUNNING,
-            "started_at": iso(now),
-            "updated_at": iso(now),
-            "lease_expires_at": lease,
-            "due_at": lease,
-            "next_attempt_at": None,
-            "handed_over_at": None,
-            "attempt_started_at": iso(now),
-        }
+        # what every claim writes: the lease, and the task no longer waiting between segments
+        held = {"updated_at": iso(now), "lease_expires_at": lease, "due_at": lease, "handed_over_at": None}
         try:
             # The claim: one conditional write that also returns the task (no read first).
             if continuation is None:
                 task = self._repo.update(
                     ref,
-                    claim,
+                    {
+                        "status": TaskStatus.RUNNING,
+                        "started_at": iso(now),
+                        "next_attempt_at": None,
+                        "attempt_started_at": iso(now),
+                        **held,
+                    },
                     Expect(frozenset({TaskStatus.PENDING, TaskStatus.RETRYING}), lease_expired_before=iso(now)),
                     increment_attempts=True,
                     increment_segments=True,
                 )
             else:
-                del claim["status"], claim["started_at"], claim["next_attempt_at"], claim["attempt_started_at"]
                 task = self._repo.update(
                     ref,
-                    claim,
+                    held,
                     Expect(
                         frozenset({TaskStatus.RUNNING}),
                         attempts=continuation.attempt,
