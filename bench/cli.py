@@ -15,7 +15,7 @@ from typing import Any
 from .report import Report, Row, command
 from .stack import ROOT, LocalStack, running_stack
 
-ALL = ("coldstart", "bundle", "requests", "submit", "throughput", "sse", "load")
+ALL = ("coldstart", "bundle", "requests", "submit", "throughput", "sse", "load", "awsmodel")
 ALIASES = {
     "cpu": "throughput",
     "cost": "requests",
@@ -23,6 +23,7 @@ ALIASES = {
     "size": "bundle",
     "latency": "submit",
     "stream": "sse",
+    "model": "awsmodel",
 }
 LIVE = ("submit", "throughput", "sse")
 DEFAULT_OUT = ROOT / "bench-results.json"
@@ -151,6 +152,10 @@ class Runner:
             self._live(live)
         if "load" in selected:
             self._load()
+        if "awsmodel" in selected:
+            from .awsmodel import bench_awsmodel
+
+            self.step("awsmodel", lambda: bench_awsmodel(details, self.args.out, quick))
         return self.report
 
     def _requests(self) -> list[Row]:
