@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from .config import Settings, get_settings
 from .domain.auth import ApiKeyStore, Authenticator, RateLimiter, RevocationCheck, StreamTokens, owner_signing_secret
@@ -14,10 +14,12 @@ from .domain.callbacks import CallbackService
 from .domain.execution import WorkerService
 from .domain.monitor import MonitorService, QueueStats, TaskStats
 from .domain.policy import SystemClock
-from .domain.ports import MessageStore, TaskQueue, TaskRepository
+from .domain.ports import MessageStore, TaskCatalog, TaskQueue, TaskRepository, TaskType
 from .domain.reconciler import Reconciler
 from .domain.submission import TaskService
-from .tasks.registry import TaskRegistry, build_registry
+
+if TYPE_CHECKING:
+    from .tasks.registry import TaskRegistry
 
 
 @dataclasses.dataclass
@@ -57,6 +59,27 @@ class Services:
         return owner_signing_secret(self.master_secret(), owner)
 
 
+class BuiltinCatalog:
+    """The built-in task types, registered when a type is first looked up: the notifier, the
+    dead-letter consumer and the reconciler never look one up, so they never import pydantic or
+    the task modules, and an API request that names no type does not build their models."""
+
+    @functools.cached_property
+    def _registry(self) -> TaskRegistry:
+        from .tasks.registry import build_registry
+
+        return build_registry()
+
+    def get(self, name: str) -> TaskType:
+        return self._registry.get(name)
+
+    def names(self) -> list[str]:
+        return self._registry.names()
+
+    def all(self) -> Sequence[TaskType]:
+        return self._registry.all()
+
+
 def build_services(settings: Settings, *, registry: TaskRegistry | None = None, clients: Any = None) -> Services:
     from .adapters.aws import AwsClients
     from .adapters.dynamodb_keys import DynamoDbApiKeyStore, DynamoDbKeyRevocations
@@ -81,7 +104,7 @@ def build_services(settings: Settings, *, registry: TaskRegistry | None = None, 
     egress = EgressPolicy(allow_loopback=settings.allow_loopback_egress, allow_list=settings.egress_allow_list)
     http = GuardedHttpClient(egress)
     callback_http = GuardedHttpClient(egress, max_redirects=0)  # callbacks never follow a redirect
-    catalog = registry or build_registry()
+    catalog: TaskCatalog = registry or BuiltinCatalog()
     policy = settings.policy
     telemetry = _telemetry(settings)
     master = master_secret_provider(settings, aws)

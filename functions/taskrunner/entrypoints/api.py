@@ -1,20 +1,23 @@
-"""ApiFunction: the FastAPI app, and the Lambda handler that runs it through Mangum."""
+"""ApiFunction: the FastAPI app, and the Lambda handler that runs it through Mangum.
+
+Importing this module imports FastAPI and nothing of ours beyond what its own code needs:
+the composition root, the routes and Mangum are imported when the first invocation builds
+the app (tests/unit/test_cold_start.py keeps it so)."""
 
 from __future__ import annotations
 
 import functools
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..bootstrap import Services, get_services
-from ..domain import errors
-from ..domain.auth import AuthenticationError
+if TYPE_CHECKING:
+    from ..bootstrap import Services
 
 
 def _detail(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -23,6 +26,8 @@ def _detail(status: int, detail: Any, headers: dict[str, str] | None = None) -> 
 
 def install_error_handlers(app: FastAPI) -> None:
     """Domain errors -> HTTP codes, in one place."""
+    from ..domain import errors
+    from ..domain.auth import AuthenticationError
 
     @app.exception_handler(AuthenticationError)
     async def _unauthenticated(_: Request, exc: AuthenticationError) -> JSONResponse:
@@ -130,8 +135,10 @@ class _TooLarge(Exception):
 
 
 def create_app(
-    services_provider: Callable[[], Services] = get_services, *, docs: bool = True, max_body_bytes: int = 256 * 1024
+    services_provider: Callable[[], Services] | None = None, *, docs: bool = True, max_body_bytes: int = 256 * 1024
 ) -> FastAPI:
+    """The app; its services come from ``services_provider`` (the process's, by default)."""
+    from ..bootstrap import get_services
     from .api_docs import router as docs_router
     from .api_metrics import router as metrics_router
     from .api_monitor import api as monitor_router
@@ -147,7 +154,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
-    app.state.services_provider = services_provider
+    app.state.services_provider = services_provider or get_services
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(monitor_router)
