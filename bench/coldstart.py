@@ -81,7 +81,10 @@ FAKE_ENV = {
     "CALLBACKS_QUEUE_URL": "http://127.0.0.1:9/123456789012/callbacks",
     "SIGNING_SECRET": "whsec_YmVuY2htYXJrLWNvbGQtc3RhcnQ=",
     "POWERTOOLS_SERVICE_NAME": "taskrunner",
-    "POWERTOOLS_TRACE_DISABLED": "true",
+    # tracing stays on, as in Lambda (Tracing: Active): the first call builds the Tracer and
+    # patches botocore; its segments go to a UDP port of 127.0.0.1 nobody reads
+    "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+    "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
 }
 
