@@ -12,6 +12,9 @@ request (measured with py-spy under load, they were a third of it):
 - a direct copy of DynamoDB items: moto deep-copies the item twice per UpdateItem through
   the generic pickle protocol, which was most of an UpdateItem's cost.
 
+With ``LOCAL_PROFILE_DIR`` set (the runner's ``--profile``) it writes its CPU profile there
+when it stops (infra/local/profiling.py).
+
 With ``--iam-policy FILE`` (the runner always passes it) every call signed with a function's
 access key is checked against that function's role first (infra/local/iam.py): a call the
 template does not grant gets AWS's access denied answer and never reaches moto.
@@ -177,6 +180,7 @@ def _persistent(app: Any, state_dir: str, every: float) -> Any:
     import signal
     import sys
 
+    from . import profiling
     from .persistence import Persistence
 
     persistence = Persistence(app, state_dir, every)
@@ -187,6 +191,7 @@ def _persistent(app: Any, state_dir: str, every: float) -> Any:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         code = 0
         try:
+            profiling.dump("moto")
             persistence.final_save()
         except Exception as exc:
             print(f"aws-state: the last snapshot failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
@@ -210,6 +215,13 @@ def main() -> None:
     parser.add_argument("--state-dir", default="", help="keep the data in this directory across restarts")
     parser.add_argument("--snapshot-every", type=float, default=2.0, help="seconds between snapshots (with changes)")
     args = parser.parse_args()
+    from . import profiling
+
+    if profiling.install() and not args.state_dir:
+        import signal
+        import sys
+
+        signal.signal(signal.SIGTERM, lambda *_: (profiling.dump("moto"), sys.exit(0)))
     _fast_clock()
     _fast_item_copies()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
