@@ -381,6 +381,7 @@ class Stack:
             stream_port=stream_port,
             user=dict(kv.split("=", 1) for kv in args.set),
             timeouts=timeouts,
+            embedded=not args.endpoint,
         )
         runtime = await runtime_task
         self.summary.append(("functions run on", runtime.note))

@@ -1,0 +1,171 @@
+"""What the embedded endpoint does that moto does not: AWS behaviours the product relies on.
+
+- **DynamoDB Time to Live.** moto records a table's TimeToLiveSpecification but never deletes
+  an item. ``TtlSweeper`` deletes, every ``every`` seconds, the items whose TTL attribute (a
+  Number, epoch seconds) is in the past, as DynamoDB's TTL process does; AWS deletes them
+  within a few days of expiry, here within ``every`` seconds (declared in exceptions.py).
+- **SQS long polls that sleep.** moto's ReceiveMessage with WaitTimeSeconds wakes every second
+  to look at the queue again; here a waiting receive sleeps until a message is sent, the next
+  in-flight or delayed message becomes visible, or its wait ends — same answers, no wake-ups
+  in between.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+SWEEP_EVERY = 10.0
+_poll = threading.local()
+
+
+def expired_keys(table: Any, now: float) -> list[tuple[Any, Any]]:
+    """(hash key, range key or None) of the items of a moto table whose TTL has passed."""
+    ttl = getattr(table, "ttl", None) or {}
+    if ttl.get("TimeToLiveStatus") != "ENABLED" or not ttl.get("AttributeName"):
+        return []
+    name = ttl["AttributeName"]
+    found = []
+    for hash_key, entry in list(table.items.items()):
+        items = list(entry.items()) if table.range_key_attr else [(None, entry)]
+        for range_key, item in items:
+            value = item.attrs.get(name)
+            if value is None or value.type != "N":  # DynamoDB ignores a TTL that is not a Number
+                continue
+            try:
+                expires = float(value.value)
+            except (TypeError, ValueError):
+                continue
+            if expires < now:
+                found.append((hash_key, range_key))
+    return found
+
+
+def sweep_expired(now: float | None = None) -> int:
+    """Delete every expired item of every table with TTL enabled; how many were deleted."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    moment = time.time() if now is None else now
+    deleted = 0
+    for regions in list(dynamodb_backends.values()):
+        for backend in list(regions.values()):
+            for table in list(backend.tables.values()):
+                for hash_key, range_key in expired_keys(table, moment):
+                    if table.delete_item(hash_key, range_key) is not None:
+                        deleted += 1
+    return deleted
+
+
+class TtlSweeper:
+    """A daemon thread running ``sweep_expired`` every ``every`` seconds, inside ``guard``
+    (the persistence lock's shared hold, so a snapshot never sees half a sweep);
+    ``changed`` is called when it deleted something."""
+
+    def __init__(
+        self,
+        every: float = SWEEP_EVERY,
+        *,
+        guard: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+        changed: Callable[[], None] | None = None,
+    ) -> None:
+        self.every = every
+        self._guard = guard or contextlib.nullcontext
+        self._changed = changed or (lambda: None)
+        self._stop = threading.Event()
+        self.deleted = 0
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="dynamodb-ttl", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            with self._guard():
+                count = sweep_expired()
+            if count:
+                self.deleted += count
+                self._changed()
+
+
+# ---------------------------------------------------------------------------- SQS long polls
+@contextlib.contextmanager
+def _polling_until(deadline: float | None) -> Iterator[None]:
+    previous = getattr(_poll, "deadline", None)
+    _poll.deadline = deadline
+    try:
+        yield
+    finally:
+        _poll.deadline = previous
+
+
+def next_change(queue: Any, now_ms: float) -> float | None:
+    """When (epoch ms) the next in-flight or delayed message of ``queue`` becomes visible."""
+    times = [
+        t
+        for m in list(queue._messages)
+        for t in (getattr(m, "visible_at", 0) or 0, getattr(m, "delayed_until", 0) or 0)
+        if t > now_ms
+    ]
+    return min(times) if times else None
+
+
+def sleeping_long_polls() -> None:
+    """Patch moto's SQS: a waiting receive sleeps until something can change its answer."""
+    from moto.sqs.models import Queue, SQSBackend
+
+    if getattr(Queue.wait_for_messages, "_sleeping", False):
+        return
+    receive = SQSBackend.receive_message
+
+    def receive_message(backend: Any, queue_name: str, count: int, wait_seconds_timeout: int, *a: Any, **k: Any) -> Any:
+        deadline = time.time() + wait_seconds_timeout if wait_seconds_timeout else None
+        with _polling_until(deadline):
+            return receive(backend, queue_name, count, wait_seconds_timeout, *a, **k)
+
+    def wait_for_messages(queue: Any, timeout: int) -> None:
+        deadline = getattr(_poll, "deadline", None)
+        with queue._messages_lock:
+            if queue.messages:
+                return
+            now = time.time()
+            limit = (deadline - now + 0.005) if deadline is not None else float(timeout)
+            change = next_change(queue, now * 1000)
+            if change is not None:
+                limit = min(limit, change / 1000 - now + 0.001)
+            if limit > 0:
+                queue._messages_lock.wait(limit)  # add_message notifies
+
+    wait_for_messages._sleeping = True  # type: ignore[attr-defined]
+    SQSBackend.receive_message = receive_message  # type: ignore[method-assign,assignment]
+    Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign,assignment]
+
+
+# ---------------------------------------------------------------------------- DynamoDB parsing
+def cached_update_expressions(size: int = 1024) -> None:
+    """Parse each UpdateExpression string once: moto parses it twice per UpdateItem (the
+    response layer's checks, then the backend), and a product sends a handful of distinct
+    expressions. The syntax tree is never changed after parsing (moto's validator works on a
+    deep copy of it), so one tree serves every call with the same string."""
+    import functools
+
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    if getattr(UpdateExpressionParser.make, "_cached", False):
+        return
+    make = UpdateExpressionParser.make.__func__  # type: ignore[attr-defined]
+
+    @functools.lru_cache(maxsize=size)
+    def parsed(expression: str) -> Any:
+        return make(UpdateExpressionParser, expression)
+
+    def cached(cls: Any, expression: str) -> Any:
+        return parsed(expression)
+
+    cached._cached = True  # type: ignore[attr-defined]
+    cached.cache_info = parsed.cache_info  # type: ignore[attr-defined]
+    UpdateExpressionParser.make = classmethod(cached)  # type: ignore[assignment,method-assign]
