@@ -11,7 +11,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from infra.local.emulation import TtlSweeper, cached_update_expressions, sleeping_long_polls, sweep_expired
+from infra.local.emulation import (
+    TtlSweeper,
+    cached_update_expressions,
+    faster_ast_traversal,
+    sleeping_long_polls,
+    sweep_expired,
+)
 
 
 @pytest.fixture
@@ -120,6 +126,7 @@ def test_long_poll_wakes_for_a_delayed_message_and_ends_at_its_wait(queue):
 
 def test_cached_update_expressions_give_each_call_its_own_values(aws):
     cached_update_expressions()
+    faster_ast_traversal()
     ddb = aws.client("dynamodb")
     _table(ddb, "u", ttl=False)
     set_n = "SET #n = :n, #v = if_not_exists(#v, :zero) + :one"
