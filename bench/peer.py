@@ -14,6 +14,7 @@ Medians of ``rounds`` rounds for everything measured per round."""
 from __future__ import annotations
 
 import statistics
+import sys
 import threading
 import time
 from typing import Any
@@ -62,8 +63,9 @@ def idle_cpu(stack: LocalStack, seconds: float = IDLE_SECONDS) -> dict[str, floa
     return {k: round(v * 100 / window, 2) for k, v in after.since(before).items()}
 
 
-def busy_latency(stack: LocalStack, samples: int) -> list[float]:
-    """Submit latencies of one client while ``CLIENTS`` others submit as fast as they can."""
+def busy_latency(stack: LocalStack, seconds: float) -> list[float]:
+    """Submit latencies of one client, for ``seconds``, while ``CLIENTS`` others submit as
+    fast as they can (so the workers stay busy)."""
     stop = threading.Event()
 
     def background(n: int) -> None:
@@ -76,10 +78,13 @@ def busy_latency(stack: LocalStack, samples: int) -> list[float]:
     threads = [threading.Thread(target=background, args=(n,), daemon=True) for n in range(CLIENTS)]
     for t in threads:
         t.start()
+    out = []
     try:
         with stack.client() as client:
             time.sleep(1.0)  # the workers are busy before the first timed request
-            out = [submit(client, sum_body(i)) for i in range(samples)]
+            ends = time.monotonic() + seconds
+            while time.monotonic() < ends:
+                out.append(submit(client, sum_body(len(out))))
     finally:
         stop.set()
         for t in threads:
@@ -126,6 +131,14 @@ def settle(stack: LocalStack, timeout: float = 300) -> None:
             time.sleep(0.5)
 
 
+def _brief(run: dict[str, Any]) -> str:
+    cpu = sum(run["cpu_ms_per_task"].values())
+    return (
+        f"capacity {run['submit_rate']:.1f} req/s, {run['tasks_per_second']:.1f} tasks/s, "
+        f"completion p50 {run['completion_p50_s']:.2f} s, CPU {cpu:.1f} ms/task"
+    )
+
+
 def _median(values: list[float]) -> float:
     return round(statistics.median(values), 2) if values else float("nan")
 
@@ -134,7 +147,7 @@ def bench_peer(stack: LocalStack, details: dict[str, Any], quick: bool, rounds: 
     cmd = command("peer", quick)
     root = stack.proc.pid
     tasks = 100 if quick else TASKS
-    samples = 40 if quick else 100
+    busy_seconds = 5.0 if quick else 10.0
     _warm(stack, CLIENTS)
     settle(stack)
     time.sleep(SETTLE_SECONDS)
@@ -143,10 +156,11 @@ def bench_peer(stack: LocalStack, details: dict[str, Any], quick: bool, rounds: 
     lat: list[dict[str, float]] = []
     runs: list[dict[str, Any]] = []
     for _ in range(rounds):
-        ms = busy_latency(stack, samples)
-        lat.append({"p50": percentile(ms, 50), "p99": percentile(ms, 99)})
+        ms = busy_latency(stack, busy_seconds)
+        lat.append({"p50": percentile(ms, 50), "p99": percentile(ms, 99), "count": len(ms)})
         settle(stack)
         runs.append(throughput_round(stack, tasks))
+        print(f"  peer round {len(runs)}: busy submit {lat[-1]}, {_brief(runs[-1])}", file=sys.stderr, flush=True)
     rss = rss_by_group(root)
     moto_end = moto_rss(root)
     per_task = {g: _median([r["cpu_ms_per_task"][g] for r in runs]) for g in CPU_GROUPS}
@@ -165,6 +179,7 @@ def bench_peer(stack: LocalStack, details: dict[str, Any], quick: bool, rounds: 
         "idle_cpu_percent_total": round(sum(idle.values()), 2),
     }
     details["peer"] = {"rounds": rounds, "tasks": tasks, "clients": CLIENTS, "figures": figures, "runs": runs}
+    details["peer"]["busy_latency"] = lat
     section = "8 peer comparison"
 
     def row(key: str, label: str, value: Any, unit: str = "") -> Row:
