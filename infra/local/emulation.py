@@ -173,11 +173,11 @@ def cached_update_expressions(size: int = 1024) -> None:
 
 def faster_ast_traversal() -> None:
     """moto validates an UpdateExpression with ten depth-first passes over its syntax tree,
-    and each node of each pass costs two ``isinstance`` checks against classes built on
+    and each node of each pass (and of each search for clauses) costs ``isinstance`` checks against classes built on
     ABCMeta (a Python-level hook per check): most of an UpdateItem's CPU. The same pass with
     the two answers remembered per class (the tree's classes register no virtual subclasses,
     and each pass's processed classes are fixed per pass class), same order, same result."""
-    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Node
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Expression, Node, UpdateExpressionFunction
 
     if getattr(DepthFirstTraverser.traverse_node_recursively, "_fast", False):
         return
@@ -208,5 +208,22 @@ def faster_ast_traversal() -> None:
                 parent_node.children[child_id] = node
         return node
 
+    nested: dict[type, bool] = {}
+
+    def find_clauses(self: Any, clause_types: Any) -> list[Any]:
+        clauses = []
+        for child in self.children or []:
+            cls = type(child)
+            if cls in clause_types:
+                clauses.append(child)
+                continue
+            inner = nested.get(cls)
+            if inner is None:
+                inner = nested[cls] = isinstance(child, Expression | UpdateExpressionFunction)
+            if inner:
+                clauses.extend(find_clauses(child, clause_types))
+        return clauses
+
     traverse_node_recursively._fast = True  # type: ignore[attr-defined]
+    Node.find_clauses = find_clauses  # type: ignore[method-assign]
     DepthFirstTraverser.traverse_node_recursively = traverse_node_recursively  # type: ignore[method-assign]
