@@ -23,7 +23,7 @@ import httpx
 
 from .live import _warm, sum_body
 from .report import Row, command
-from .stack import CPU_GROUPS, CpuSnapshot, LocalStack, collect, parse_iso, run_clients, submit, wait_idle
+from .stack import CPU_GROUPS, CpuSnapshot, LocalStack, Submitted, collect, parse_iso, run_clients, submit, wait_idle
 from .stats import percentile
 
 CLIENTS = 16
@@ -78,7 +78,7 @@ def busy_latency(stack: LocalStack, seconds: float) -> list[float]:
     threads = [threading.Thread(target=background, args=(n,), daemon=True) for n in range(CLIENTS)]
     for t in threads:
         t.start()
-    out = []
+    out: list[Submitted] = []
     try:
         with stack.client() as client:
             time.sleep(1.0)  # the workers are busy before the first timed request

@@ -152,12 +152,14 @@ def cached_update_expressions(size: int = 1024) -> None:
     expressions. The syntax tree is never changed after parsing (moto's validator works on a
     deep copy of it), so one tree serves every call with the same string."""
     import functools
+    import importlib
 
-    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    # moto's parsing modules are untyped (a module-level "type: ignore"): used as Any
+    UpdateExpressionParser: Any = importlib.import_module("moto.dynamodb.parsing.expressions").UpdateExpressionParser
 
     if getattr(UpdateExpressionParser.make, "_cached", False):
         return
-    make = UpdateExpressionParser.make.__func__  # type: ignore[attr-defined]
+    make = UpdateExpressionParser.make.__func__
 
     @functools.lru_cache(maxsize=size)
     def parsed(expression: str) -> Any:
@@ -168,7 +170,7 @@ def cached_update_expressions(size: int = 1024) -> None:
 
     cached._cached = True  # type: ignore[attr-defined]
     cached.cache_info = parsed.cache_info  # type: ignore[attr-defined]
-    UpdateExpressionParser.make = classmethod(cached)  # type: ignore[assignment,method-assign]
+    UpdateExpressionParser.make = classmethod(cached)
 
 
 def faster_ast_traversal() -> None:
@@ -177,7 +179,11 @@ def faster_ast_traversal() -> None:
     ABCMeta (a Python-level hook per check): most of an UpdateItem's CPU. The same pass with
     the two answers remembered per class (the tree's classes register no virtual subclasses,
     and each pass's processed classes are fixed per pass class), same order, same result."""
-    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, Expression, Node, UpdateExpressionFunction
+    import importlib
+
+    ast: Any = importlib.import_module("moto.dynamodb.parsing.ast_nodes")
+    DepthFirstTraverser, Expression, Node = ast.DepthFirstTraverser, ast.Expression, ast.Node
+    UpdateExpressionFunction = ast.UpdateExpressionFunction
 
     if getattr(DepthFirstTraverser.traverse_node_recursively, "_fast", False):
         return
@@ -225,5 +231,5 @@ def faster_ast_traversal() -> None:
         return clauses
 
     traverse_node_recursively._fast = True  # type: ignore[attr-defined]
-    Node.find_clauses = find_clauses  # type: ignore[method-assign]
-    DepthFirstTraverser.traverse_node_recursively = traverse_node_recursively  # type: ignore[method-assign]
+    Node.find_clauses = find_clauses
+    DepthFirstTraverser.traverse_node_recursively = traverse_node_recursively

@@ -43,8 +43,8 @@ def install() -> bool:
 
 class _Snapshot:
     def __init__(self, profile: cProfile.Profile) -> None:
-        profile.snapshot_stats()  # type: ignore[attr-defined]  # works while the profiler runs
-        self.stats = profile.stats  # type: ignore[attr-defined]
+        profile.snapshot_stats()  # works while the profiler runs
+        self.stats = profile.stats
 
     def create_stats(self) -> None:
         return None
