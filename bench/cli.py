@@ -15,7 +15,7 @@ from typing import Any
 from .report import Report, Row, command
 from .stack import ROOT, LocalStack, running_stack
 
-ALL = ("coldstart", "bundle", "requests", "submit", "throughput", "sse", "load", "awsmodel")
+ALL = ("coldstart", "bundle", "requests", "submit", "throughput", "sse", "load", "peer", "awsmodel")
 ALIASES = {
     "cpu": "throughput",
     "cost": "requests",
@@ -152,6 +152,8 @@ class Runner:
             self._live(live)
         if "load" in selected:
             self._load()
+        if "peer" in selected:
+            self._peer()
         if "awsmodel" in selected:
             from .awsmodel import bench_awsmodel
 
@@ -201,6 +203,15 @@ class Runner:
 
         self.step("load", run)
 
+    def _peer(self) -> None:
+        from .peer import bench_peer
+
+        def run() -> list[Row]:
+            with running_stack() as stack:  # as `make run` starts it: defaults, throttle on
+                return bench_peer(stack, self.report.details, self.args.quick, rounds=1 if self.args.quick else 3)
+
+        self.step("peer", run)
+
 
 NOTES = [
     "Live figures come from one local stack (python -m infra.local: moto server, function processes, HTTP front) on "
@@ -209,6 +220,8 @@ NOTES = [
     "retries.",
     "Every task's AWS calls go to moto's server (an emulator in Python): on two CPUs it dominates both CPU and "
     "latency; see 'moto (excluded)' under CPU per task.",
+    "The peer comparison (peer) runs on a fresh stack with `make run`'s defaults: medians of 3 rounds (1 with "
+    "--quick); its CPU per task counts every process, the embedded endpoint included.",
     "Cold starts: Python on this machine, not Lambda's python3.13/arm64; import times are timed inside a fresh "
     "interpreter.",
 ]

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from . import profiling
 from .assemble import assemble
 from .bundles import ensure_bundle, function_kinds, runtime_python
 from .esm import SqsEventSource
@@ -107,6 +108,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "python3.13 with each function's own bundle, as on Lambda",
     )
     p.add_argument("--verbose", action="store_true")
+    p.add_argument(
+        "--profile",
+        default=os.environ.get("LOCAL_PROFILE_DIR", ""),
+        metavar="DIR",
+        help="write CPU profiles of the runner and the embedded endpoint to DIR at stop (infra/local/profiling.py)",
+    )
     return p.parse_args(argv)
 
 
@@ -374,6 +381,7 @@ class Stack:
             stream_port=stream_port,
             user=dict(kv.split("=", 1) for kv in args.set),
             timeouts=timeouts,
+            embedded=not args.endpoint,
         )
         runtime = await runtime_task
         self.summary.append(("functions run on", runtime.note))
@@ -646,10 +654,15 @@ def main(argv: list[str] | None = None) -> None:
     for noisy in ("botocore", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    if args.profile:
+        os.environ["LOCAL_PROFILE_DIR"] = args.profile  # the embedded endpoint inherits it
+        profiling.install()
     try:
         asyncio.run(amain(args))
     except KeyboardInterrupt:
         pass
+    finally:
+        profiling.dump("runner")
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ class SqsEventSource:
         concurrency: int = 2,
         report_failures: bool = True,
         region: str = "us-east-1",
-        wait_seconds: int = 1,
+        wait_seconds: int = 20,  # Lambda's pollers long-poll for 20 s: an idle queue costs a call per 20 s
     ) -> None:
         self.name = name
         self._sqs = sqs

@@ -30,7 +30,8 @@ class LocalException:
     functions: tuple[str, ...] = ()  # empty: every function
     # "env": an environment variable; "secret": a provisioned secret's value; "credentials":
     # each function's own key (infra/local/iam.py), merged by the runner; "setting": a
-    # function setting of template.yaml the runner was asked to change (--function-timeout)
+    # function setting of template.yaml the runner was asked to change (--function-timeout);
+    # "emulation": the embedded endpoint behaves unlike moto to behave like AWS, but not exactly
     kind: str = "env"
 
     def applies_to(self, function: str) -> bool:
@@ -50,6 +51,7 @@ def local_exceptions(
     stream_port: int | None,
     user: dict[str, str] | None = None,
     timeouts: dict[str, int] | None = None,
+    embedded: bool = False,
 ) -> list[LocalException]:
     api, stream = ("ApiFunction",), ("StreamFunction",)
     found = [
@@ -114,6 +116,8 @@ def local_exceptions(
             "PYTHONUNBUFFERED", "1", "function output reaches its log file as it is written, as Lambda's does"
         ),
     ]
+    if embedded:
+        found += EMULATIONS
     if stream_port is not None:
         found.append(
             LocalException("PORT", str(stream_port), "a free port on 127.0.0.1 instead of the template's 8080", stream)
@@ -134,6 +138,18 @@ def local_exceptions(
     return found
 
 
+# What the embedded endpoint (infra/local/emulation.py) does differently from AWS.
+EMULATIONS = [
+    LocalException(
+        "TimeToLiveSpecification",
+        "expired items deleted within 10 s",
+        "moto never deletes expired items; the embedded endpoint sweeps them every 10 s, where DynamoDB "
+        "deletes them within a few days of expiry (both: an expired item may still be read until then)",
+        kind="emulation",
+    ),
+]
+
+
 def applied(exceptions: Iterable[LocalException], function: str) -> dict[str, str]:
     """The environment variables the exceptions set in ``function``'s environment."""
     return {e.variable: e.value for e in exceptions if e.kind == "env" and e.applies_to(function)}
@@ -143,12 +159,16 @@ def describe(exceptions: Iterable[LocalException]) -> list[str]:
     """One line per exception, as the runner prints them."""
     lines = []
     for e in exceptions:
-        where = ", ".join(e.functions) if e.functions else "provisioned" if e.kind == "secret" else "all functions"
+        where = (
+            ", ".join(e.functions)
+            if e.functions
+            else {"secret": "provisioned", "emulation": "embedded endpoint"}.get(e.kind, "all functions")
+        )
         label = (
             f"{e.variable} (secret value)"
             if e.kind == "secret"
             else f"{e.variable}: {e.value}"
-            if e.kind in ("credentials", "setting")
+            if e.kind in ("credentials", "setting", "emulation")
             else f"{e.variable}={e.shown_value()}"
         )
         lines.append(f"{label}  [{where}]  {e.why}")

@@ -10,7 +10,16 @@ request (measured with py-spy under load, they were a third of it):
 - "now" as ``time.time()``: moto's SQS checks every message's visibility on every receive
   through a datetime round trip that cost more than the rest of the receive (same value);
 - a direct copy of DynamoDB items: moto deep-copies the item twice per UpdateItem through
-  the generic pickle protocol, which was most of an UpdateItem's cost.
+  the generic pickle protocol, which was most of an UpdateItem's cost;
+- each UpdateExpression string parsed once, not twice per call, and its validation passes
+  without ABCMeta's isinstance hook per node (infra/local/emulation.py);
+- SQS long polls that sleep until a send or a visibility change instead of waking every
+  second (same answers);
+- DynamoDB Time to Live: expired items deleted every ``--ttl-sweep-every`` seconds (moto
+  keeps them for ever; declared in exceptions.py).
+
+With ``LOCAL_PROFILE_DIR`` set (the runner's ``--profile``) it writes its CPU profile there
+when it stops (infra/local/profiling.py).
 
 With ``--iam-policy FILE`` (the runner always passes it) every call signed with a function's
 access key is checked against that function's role first (infra/local/iam.py): a call the
@@ -32,6 +41,14 @@ from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import WSGIRequestHandler, run_simple
+
+from .emulation import (
+    SWEEP_EVERY,
+    TtlSweeper,
+    cached_update_expressions,
+    faster_ast_traversal,
+    sleeping_long_polls,
+)
 
 TARGET_PREFIXES = {"DynamoDB_": "dynamodb", "AmazonSQS.": "sqs"}
 
@@ -177,6 +194,7 @@ def _persistent(app: Any, state_dir: str, every: float) -> Any:
     import signal
     import sys
 
+    from . import profiling
     from .persistence import Persistence
 
     persistence = Persistence(app, state_dir, every)
@@ -187,6 +205,7 @@ def _persistent(app: Any, state_dir: str, every: float) -> Any:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         code = 0
         try:
+            profiling.dump("moto")
             persistence.final_save()
         except Exception as exc:
             print(f"aws-state: the last snapshot failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
@@ -209,13 +228,32 @@ def main() -> None:
     )
     parser.add_argument("--state-dir", default="", help="keep the data in this directory across restarts")
     parser.add_argument("--snapshot-every", type=float, default=2.0, help="seconds between snapshots (with changes)")
+    parser.add_argument(
+        "--ttl-sweep-every", type=float, default=SWEEP_EVERY, help="seconds between DynamoDB TTL sweeps (0: none)"
+    )
     args = parser.parse_args()
+    from . import profiling
+
+    if profiling.install() and not args.state_dir:
+        import signal
+        import sys
+
+        signal.signal(signal.SIGTERM, lambda *_: (profiling.dump("moto"), sys.exit(0)))
     _fast_clock()
     _fast_item_copies()
+    sleeping_long_polls()
+    cached_update_expressions()
+    faster_ast_traversal()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app: Any = Dispatcher()
+    sweeper = TtlSweeper(args.ttl_sweep_every)
     if args.state_dir:
-        app = _persistent(app, args.state_dir, args.snapshot_every)
+        app = persistence = _persistent(app, args.state_dir, args.snapshot_every)
+        sweeper = TtlSweeper(
+            args.ttl_sweep_every, guard=persistence.lock.shared, changed=lambda: setattr(persistence, "dirty", True)
+        )
+    if args.ttl_sweep_every > 0:
+        sweeper.start()
     if args.iam_policy:
         app = IamMiddleware(app, args.iam_policy)
     app = OldestMessageAges(app)

@@ -50,3 +50,13 @@ def test_every_function_has_a_bundle_kind_with_pinned_sdk():
         sdk, extras, key = bundle_spec(kind)
         assert any(p.startswith("boto3==") for p in sdk) and any(p.startswith("aws-xray-sdk==") for p in extras)
         assert len(key) == 16
+
+
+def test_the_embedded_endpoints_emulations_are_declared_and_set_no_variable():
+    found = local_exceptions(
+        endpoint="http://127.0.0.1:4566", credentials=None, xray_address="a", stream_port=None, embedded=True
+    )
+    lines = describe(found)
+    assert any(line.startswith("TimeToLiveSpecification: ") and "[embedded endpoint]" in line for line in lines)
+    assert "TimeToLiveSpecification" not in applied(found, "WorkerFunction")
+    assert not any(e.kind == "emulation" for e in _exceptions())

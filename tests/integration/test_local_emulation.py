@@ -1,0 +1,179 @@
+"""The embedded endpoint's emulations (infra/local/emulation.py): DynamoDB TTL deletes expired
+items (and only those); an SQS long poll that sleeps still wakes on a send, on a message
+becoming visible again, and at the end of its wait, with moto's answers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra.local.emulation import (
+    TtlSweeper,
+    cached_update_expressions,
+    faster_ast_traversal,
+    sleeping_long_polls,
+    sweep_expired,
+)
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield boto3.session.Session(region_name="us-east-1")
+
+
+def _table(ddb, name: str, *, ttl: bool, range_key: bool = False) -> None:
+    keys = [{"AttributeName": "pk", "KeyType": "HASH"}]
+    attrs = [{"AttributeName": "pk", "AttributeType": "S"}]
+    if range_key:
+        keys.append({"AttributeName": "sk", "KeyType": "RANGE"})
+        attrs.append({"AttributeName": "sk", "AttributeType": "S"})
+    ddb.create_table(TableName=name, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST")
+    if ttl:
+        ddb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        )
+
+
+def _keys(ddb, name: str) -> set[str]:
+    return {i["pk"]["S"] + i.get("sk", {}).get("S", "") for i in ddb.scan(TableName=name)["Items"]}
+
+
+def test_ttl_sweep_deletes_only_expired_items_of_tables_with_ttl(aws):
+    ddb = aws.client("dynamodb")
+    now = int(time.time())
+    _table(ddb, "with-ttl", ttl=True)
+    _table(ddb, "ranged", ttl=True, range_key=True)
+    _table(ddb, "no-ttl", ttl=False)
+    for table, extra in (("with-ttl", {}), ("ranged", {"sk": {"S": "#"}}), ("no-ttl", {})):
+        for pk, expires in (("old", {"N": str(now - 5)}), ("new", {"N": str(now + 3600)}), ("text", {"S": "1"})):
+            ddb.put_item(TableName=table, Item={"pk": {"S": pk}, **extra, "expires_at": expires})
+        ddb.put_item(TableName=table, Item={"pk": {"S": "none"}, **extra})
+
+    assert sweep_expired() == 2
+    assert _keys(ddb, "with-ttl") == {"new", "text", "none"}  # a TTL that is not a Number is ignored, as on AWS
+    assert _keys(ddb, "ranged") == {"new#", "text#", "none#"}
+    assert _keys(ddb, "no-ttl") == {"old", "new", "text", "none"}
+    assert sweep_expired() == 0
+    assert sweep_expired(now=now + 7200) == 2  # the rest expires in its time
+
+
+def test_ttl_sweeper_runs_on_its_own_and_reports_changes(aws):
+    ddb = aws.client("dynamodb")
+    _table(ddb, "t", ttl=True)
+    ddb.put_item(TableName="t", Item={"pk": {"S": "a"}, "expires_at": {"N": str(int(time.time()) - 1)}})
+    changed = threading.Event()
+    sweeper = TtlSweeper(0.05, changed=changed.set)
+    sweeper.start()
+    try:
+        assert changed.wait(5)
+    finally:
+        sweeper.stop()
+    assert sweeper.deleted == 1 and _keys(ddb, "t") == set()
+
+
+@pytest.fixture
+def queue(aws):
+    sleeping_long_polls()
+    sqs = aws.client("sqs")
+    url = sqs.create_queue(QueueName="q", Attributes={"VisibilityTimeout": "1"})["QueueUrl"]
+    return sqs, url
+
+
+def _receive_after(sqs, url: str, wait: int) -> tuple[list, float]:
+    started = time.monotonic()
+    messages = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=wait).get("Messages", [])
+    return messages, time.monotonic() - started
+
+
+def test_long_poll_wakes_on_send(queue):
+    sqs, url = queue
+    threading.Timer(0.3, lambda: sqs.send_message(QueueUrl=url, MessageBody="hello")).start()
+    messages, took = _receive_after(sqs, url, 10)
+    assert [m["Body"] for m in messages] == ["hello"]
+    assert 0.25 < took < 2
+
+
+def test_long_poll_wakes_when_an_in_flight_message_becomes_visible(queue):
+    sqs, url = queue
+    sqs.send_message(QueueUrl=url, MessageBody="again")
+    assert len(sqs.receive_message(QueueUrl=url)["Messages"]) == 1  # in flight for 1 s
+    messages, took = _receive_after(sqs, url, 10)
+    assert [m["Body"] for m in messages] == ["again"]
+    assert 0.8 < took < 2.5
+
+
+def test_long_poll_wakes_for_a_delayed_message_and_ends_at_its_wait(queue):
+    sqs, url = queue
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=1)
+    messages, took = _receive_after(sqs, url, 5)
+    assert [m["Body"] for m in messages] == ["later"] and 0.8 < took < 2.5
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=messages[0]["ReceiptHandle"])
+    messages, took = _receive_after(sqs, url, 1)
+    assert messages == [] and 0.9 < took < 2
+
+
+def test_cached_update_expressions_give_each_call_its_own_values(aws):
+    cached_update_expressions()
+    faster_ast_traversal()
+    ddb = aws.client("dynamodb")
+    _table(ddb, "u", ttl=False)
+    set_n = "SET #n = :n, #v = if_not_exists(#v, :zero) + :one"
+    for i in range(3):  # the same expression string, different values each time
+        ddb.update_item(
+            TableName="u",
+            Key={"pk": {"S": "a"}},
+            UpdateExpression=set_n,
+            ExpressionAttributeNames={"#n": "name", "#v": "version"},
+            ExpressionAttributeValues={":n": {"S": f"n{i}"}, ":zero": {"N": "0"}, ":one": {"N": "1"}},
+        )
+    item = ddb.get_item(TableName="u", Key={"pk": {"S": "a"}})["Item"]
+    assert item["name"] == {"S": "n2"} and item["version"] == {"N": "3"}
+    # the same placeholders bound to other attributes, then a different expression
+    ddb.update_item(
+        TableName="u",
+        Key={"pk": {"S": "a"}},
+        UpdateExpression=set_n,
+        ExpressionAttributeNames={"#n": "other", "#v": "count"},
+        ExpressionAttributeValues={":n": {"S": "x"}, ":zero": {"N": "10"}, ":one": {"N": "5"}},
+    )
+    ddb.update_item(
+        TableName="u",
+        Key={"pk": {"S": "a"}},
+        UpdateExpression="REMOVE #n",
+        ConditionExpression="#v = :three",
+        ExpressionAttributeNames={"#n": "name", "#v": "version"},
+        ExpressionAttributeValues={":three": {"N": "3"}},
+    )
+    item = ddb.get_item(TableName="u", Key={"pk": {"S": "a"}})["Item"]
+    assert item == {
+        "pk": {"S": "a"},
+        "version": {"N": "3"},
+        "other": {"S": "x"},
+        "count": {"N": "15"},
+    }
+    with pytest.raises(ddb.exceptions.ConditionalCheckFailedException):
+        ddb.update_item(
+            TableName="u",
+            Key={"pk": {"S": "a"}},
+            UpdateExpression=set_n,
+            ConditionExpression="attribute_not_exists(pk)",
+            ExpressionAttributeNames={"#n": "name", "#v": "version"},
+            ExpressionAttributeValues={":n": {"S": "no"}, ":zero": {"N": "0"}, ":one": {"N": "1"}},
+        )
+    with pytest.raises(ddb.exceptions.ClientError, match="Invalid UpdateExpression"):
+        ddb.update_item(TableName="u", Key={"pk": {"S": "a"}}, UpdateExpression="SET = broken")
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    assert UpdateExpressionParser.make.cache_info().hits >= 3
