@@ -89,16 +89,16 @@ def per_task(
     """Writes per task and write units per task of each index (and the table), and the
     partition key values written."""
     counts: Counter[str] = Counter()
-    units: Counter[str] = Counter()
+    units: dict[str, float] = {}
     keys: Counter[tuple[str, str]] = Counter()
     for old, new in writes:
         for (index, value), n in partition_writes(spec, old, new).items():
             counts[index] += n
             keys[(index, value)] += n
         base, per_index = spec.write_units(old, new)
-        units["table"] += base
+        units["table"] = units.get("table", 0.0) + base
         for index, u in per_index.items():
-            units[index] += u
+            units[index] = units.get(index, 0.0) + u
     return (
         {k: round(v / tasks, 3) for k, v in counts.items()},
         {k: round(v / tasks, 3) for k, v in units.items()},
