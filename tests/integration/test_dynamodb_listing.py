@@ -1,6 +1,7 @@
 """Listings and the reconciler's due tasks across the index shards, on moto."""
 
 import itertools
+import time
 
 import pytest
 from taskrunner.adapters.dynamodb_shards import DUE_SHARDS, OWNER_SHARDS, shard_of
@@ -138,3 +139,23 @@ def test_due_reads_every_shard_most_overdue_first(repo, tasks):
     ended = repo.due(before, 500)[0]
     repo.update(ended.ref, {"status": TaskStatus.CANCELLED}, Expect(frozenset(ACTIVE_STATUSES)))
     assert ended.task_id not in [t.task_id for t in repo.due(before, 500)]  # left the sparse index
+
+
+def test_counts_across_shards_and_the_active_statuses_share_one_read(repo, tasks, monkeypatch):
+    real, queries = repo._db.query, []
+
+    def counted(**kwargs):
+        queries.append(kwargs["IndexName"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(repo._db, "query", counted)
+    deadline = time.monotonic() + 30
+    for status in TaskStatus:
+        mine = sum(1 for t in tasks if t.owner == "acme" and t.status is status)
+        assert repo.count_by_status("acme", status, since=None, deadline=deadline) == (mine, True)
+    # 16 shards of by-owner-active once for the three active statuses, 16 of by-owner-done each
+    assert queries.count("by-owner-active") == OWNER_SHARDS
+    assert queries.count("by-owner-done") == 3 * OWNER_SHARDS
+    assert repo.count_by_status("other", TaskStatus.PENDING, since=None, deadline=deadline)[0] == sum(
+        1 for t in tasks if t.owner == "other" and t.status is TaskStatus.PENDING
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 import itertools
 import time
+from collections import Counter
 from typing import Any
 
 from ..domain.models import (
@@ -18,11 +19,14 @@ from .dynamodb_codec import item_to_task, s_attr
 from .dynamodb_listing import TaskListing
 from .dynamodb_shards import batch_get, merged
 
+ACTIVE_COUNTS_SECONDS = 1.0  # how long one read of the active set counts the active statuses
 CHART_FIELDS = "task_id, #status, #name, created_at, started_at, completed_at"
 
 
 class MonitorQueries(TaskListing):
     """A base of DynamoDbTaskRepository (which sets ``_db`` and ``_table``)."""
+
+    _active_counts: tuple[tuple[str, str], float, Counter[str], bool] | None = None
 
     def count_by_status(
         self, owner: str, status: TaskStatus, *, since: str | None, deadline: float
@@ -50,19 +54,25 @@ class MonitorQueries(TaskListing):
             )
             total = sum(int(answer.get("Count", 0)) for s in streams for answer in s.pages(deadline))
             return total, all(s.complete for s in streams)
-        streams = self._owner_streams(
-            owner,
-            active=True,
-            done_statuses=frozenset(),
-            range_condition=range_condition,
-            names=names,
-            values=values,
-            page=1000,
-        )
-        ids = [item["task_id"]["S"] for s in streams for item in s.items(deadline)]
-        items = batch_get(self._db, self._table, ids, projection="task_id, #status", names={"#status": "status"})
-        total = sum(1 for item in items.values() if item["status"]["S"] == status.value)
-        return total, all(s.complete for s in streams)
+        key = (owner, since or "")
+        cached = self._active_counts
+        if cached is None or cached[0] != key or time.monotonic() - cached[1] > ACTIVE_COUNTS_SECONDS:
+            # the three active statuses of one stats request share one read of the active set
+            streams = self._owner_streams(
+                owner,
+                active=True,
+                done_statuses=frozenset(),
+                range_condition=range_condition,
+                names=names,
+                values=values,
+                page=1000,
+            )
+            ids = [item["task_id"]["S"] for s in streams for item in s.items(deadline)]
+            items = batch_get(self._db, self._table, ids, projection="task_id, #status", names={"#status": "status"})
+            counts = Counter(item["status"]["S"] for item in items.values())
+            cached = (key, time.monotonic(), counts, all(s.complete for s in streams))
+            self._active_counts = cached
+        return cached[2][status.value], cached[3]
 
     def recent(self, owner: str, *, since: str, limit: int, deadline: float) -> tuple[builtins.list[Task], bool]:
         """The owner's tasks created since ``since``, newest first, only the fields the charts
