@@ -15,8 +15,10 @@ from typing import Any
 from .report import Report, Row, command
 from .stack import ROOT, LocalStack, running_stack
 
-ALL = ("coldstart", "bundle", "requests", "submit", "throughput", "sse", "load", "peer", "awsmodel")
+ALL = ("coldstart", "bundle", "requests", "hotkeys", "submit", "throughput", "sse", "load", "peer", "awsmodel")
 ALIASES = {
+    "hot": "hotkeys",
+    "shards": "hotkeys",
     "cpu": "throughput",
     "cost": "requests",
     "cold": "coldstart",
@@ -147,6 +149,10 @@ class Runner:
             self.step("bundle", lambda: bench_bundle(details, quick, build=not (quick or self.args.no_build)))
         if "requests" in selected:
             self.step("requests", self._requests)
+        if "hotkeys" in selected:
+            from .hotkeys import bench_hotkeys
+
+            self.step("hotkeys", lambda: bench_hotkeys(plan.flow_tasks * 2, details, quick))
         live = [n for n in LIVE if n in selected]
         if live:
             self._live(live)

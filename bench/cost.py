@@ -222,7 +222,8 @@ ASSUMPTIONS = [
     "DynamoDB capacity: measured item sizes, 1 WRU per KB (rounded up; the larger of the item before and after), 1 RRU "
     "per 4 KB strongly consistent, half that eventually consistent; each global secondary index the write touches is "
     "billed too: a put when the item enters it, a delete when it leaves, both when its key changes, an update when a "
-    "projected attribute changes (TasksTable: by-owner and by-owner-status project ALL, by-due KEYS_ONLY and sparse).",
+    "projected attribute changes (TasksTable: by-owner-active (name), by-owner-done (status, name) and by-due "
+    "(keys only), all sparse and sharded; see bench/hotkeys.py).",
     "Lambda duration: each handler invocation timed in this process against moto (Python 3.11 on this machine; Lambda "
     "runs 3.13 on arm64 with CPU in proportion to memory, and real DynamoDB/SQS round trips of ~5-10 ms), rounded up "
     "per invocation to 1 ms, at the template's MemorySize (ApiFunction 512 MB, WorkerFunction 1024 MB, "

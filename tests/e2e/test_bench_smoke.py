@@ -126,3 +126,46 @@ def test_command_line_selection():
     assert cli.parse_args(["--only", "cpu,cost"]).selected == ["requests", "throughput"]
     with pytest.raises(SystemExit):
         cli.parse_args(["--only", "nonsense"])
+
+
+def test_hot_keys_of_a_task_sharded_and_before():
+    from bench.billing import Index, TableSpec
+    from bench.hotkeys import OLD_SPEC, old_view, partition_writes
+
+    spec = TableSpec(
+        "TasksTable",
+        ("task_id",),
+        (
+            Index("by-owner-active", ("active_pk", "created_key"), "INCLUDE", ("name",)),
+            Index("by-owner-done", ("done_pk", "created_key"), "INCLUDE", ("status", "name")),
+            Index("by-due", ("sweep_pk", "due_at"), "KEYS_ONLY"),
+        ),
+    )
+    put = {
+        "task_id": {"S": "t"},
+        "owner": {"S": "o"},
+        "name": {"S": "sum"},
+        "status": {"S": "PENDING"},
+        "created_key": {"S": "1#t"},
+        "active_pk": {"S": "o#03"},
+        "sweep_pk": {"S": "ACTIVE#40"},
+        "due_at": {"S": "2"},
+    }
+    claimed = {**put, "status": {"S": "RUNNING"}, "lease_expires_at": {"S": "9"}}
+    done = {k: v for k, v in claimed.items() if k not in ("active_pk", "sweep_pk", "due_at")}
+    done |= {"status": {"S": "COMPLETED"}, "done_pk": {"S": "o#03"}}
+    assert partition_writes(spec, None, put) == {
+        ("table", "t"): 1,
+        ("by-owner-active", "o#03"): 1,
+        ("by-due", "ACTIVE#40"): 1,
+    }
+    assert partition_writes(spec, put, claimed) == {("table", "t"): 1}  # the claim: no index
+    assert partition_writes(spec, claimed, done) == {
+        ("table", "t"): 1,
+        ("by-owner-active", "o#03"): 1,
+        ("by-due", "ACTIVE#40"): 1,
+        ("by-owner-done", "o#03"): 1,
+    }
+    # the same writes before the shards: the owner and one ACTIVE key take them all
+    before = partition_writes(OLD_SPEC, old_view(put), old_view(claimed))
+    assert before == {("table", "t"): 1, ("by-owner", "o"): 1, ("by-owner-status", "o"): 2}

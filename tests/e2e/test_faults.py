@@ -167,13 +167,15 @@ def test_worker_killed_mid_task_is_redriven_and_completes(tmp_path: Path) -> Non
         kill(workers, signal.SIGKILL)  # the busy environment and the idle one
         assert not wait_gone(workers, 5), "worker processes survived SIGKILL"
 
-        final = wait_terminal(client, [task_id], 25)[task_id]
+        # A claim leaves due_at at created + the pending grace (30 s here): the reconciler
+        # re-drives once that and the lease (timeout 5 s + grace 1 s) have both passed.
+        final = wait_terminal(client, [task_id], 55)[task_id]
         recovered = time.monotonic() - killed_at
         assert final["status"] == "COMPLETED", final
         assert final["result"]["slept_seconds"] == 4
         assert final["attempts"] == 2
         assert final["error"] is None
-        # lease (timeout 5 s + grace 1 s) runs out, the reconciler re-drives, the task runs 4 s again;
+        # the pending grace and the lease run out, the reconciler re-drives, the task runs 4 s again;
         # only the invocation in progress failed, not the re-drive that met the dead idle environment
         log = stack.log()
         assert log.count("environment crashed during invocation") == 1, log

@@ -104,10 +104,10 @@ def test_query_is_checked_against_the_index(endpoint):
     table = endpoint.ref("TasksTable")
     ddb.query(
         TableName=table,
-        IndexName="by-owner",
+        IndexName="by-owner-active",
         KeyConditionExpression="#o = :o",
-        ExpressionAttributeNames={"#o": "owner"},
-        ExpressionAttributeValues={":o": {"S": "x"}},
+        ExpressionAttributeNames={"#o": "active_pk"},
+        ExpressionAttributeValues={":o": {"S": "x#00"}},
     )
     answer = error_of(
         ddb.query,
@@ -118,6 +118,15 @@ def test_query_is_checked_against_the_index(endpoint):
     )
     assert answer["Error"]["Code"] == "AccessDeniedException"
     assert f"{endpoint.physical['TasksTable']['Arn']}/index/by-due" in answer["Error"]["Message"]
+
+
+def test_batch_get_is_granted_to_the_listing_and_reconciling_functions_only(endpoint):
+    table = endpoint.ref("TasksTable")
+    request = {table: {"Keys": [{"task_id": {"S": "t1"}}]}}
+    for function in ("ApiFunction", "ReconcilerFunction"):
+        endpoint.client("dynamodb", function).batch_get_item(RequestItems=request)
+    answer = error_of(endpoint.client("dynamodb", "WorkerFunction").batch_get_item, RequestItems=request)
+    assert answer["Error"]["Code"] == "AccessDeniedException"
 
 
 def test_transactions_need_each_items_action(endpoint):

@@ -261,8 +261,13 @@ def test_worker_role(policies):
 
 def test_api_role(policies):
     assert not allowed(policies, "ApiFunction", "dynamodb:DeleteItem", arn("TasksTable"))
-    assert allowed(policies, "ApiFunction", "dynamodb:Query", f"{arn('TasksTable')}/index/by-owner")
+    for index in ("by-owner-active", "by-owner-done"):
+        assert allowed(policies, "ApiFunction", "dynamodb:Query", f"{arn('TasksTable')}/index/{index}")
     assert not allowed(policies, "ApiFunction", "dynamodb:Query", f"{arn('TasksTable')}/index/by-due")
+    # listings read the items of the keys they found in the sharded indexes in batches
+    assert allowed(policies, "ApiFunction", "dynamodb:BatchGetItem", arn("TasksTable"))
+    assert allowed(policies, "ReconcilerFunction", "dynamodb:BatchGetItem", arn("TasksTable"))
+    assert not allowed(policies, "WorkerFunction", "dynamodb:BatchGetItem", arn("TasksTable"))
     assert not allowed(policies, "ApiFunction", "dynamodb:PutItem", arn("ApiKeysTable"))
     # no SQS event: no receive permission
     assert not allowed(policies, "ApiFunction", "sqs:ReceiveMessage", arn("TasksQueue"))

@@ -354,3 +354,46 @@ def test_http_request_url_with_a_refused_literal_address_is_refused_at_submit():
     service.submit("default", SubmitRequest(name="http_request", parameters={"url": "https://api.example.com/x"}))
     service.submit("default", SubmitRequest(name="http_request", parameters={"url": "https://93.184.216.34/x"}))
     assert len(f.queue.sent) == 2
+
+
+def test_a_claim_leaves_due_at_and_the_reconciler_follows_the_lease_then_redrives_a_crashed_worker():
+    f = make_fakes()
+    task = submit(f)
+    writes = []
+    real_update = f.repo.update
+
+    def crash_after_claim(ref, changes, expect, **kw):
+        writes.append(dict(changes))
+        if len(writes) > 1:
+            raise RuntimeError("worker crashed")  # nothing after the claim is written
+        return real_update(ref, changes, expect, **kw)
+
+    f.repo.update = crash_after_claim
+    with pytest.raises(RuntimeError):
+        f.services.worker.run(task.ref, remaining_seconds=900.0, timeout_hint=300)
+    f.repo.update = real_update
+    assert "due_at" not in writes[0] and "lease_expires_at" in writes[0]  # the claim writes no index key
+    claimed = f.repo.tasks[task.task_id]
+    assert claimed.status is TaskStatus.RUNNING and claimed.due_at == task.due_at
+    f.clock.advance(121)  # the pending grace has passed, the lease (300 s + 30) has not
+    assert f.services.reconciler.run_once() == []  # nothing sent: due_at follows the lease
+    assert f.repo.tasks[task.task_id].due_at == claimed.lease_expires_at
+    assert f.queue.sent[-1][1].task_id == task.task_id and len(f.queue.sent) == 1
+    f.clock.advance(300)  # the lease has run out too: the crashed worker's task is sent again
+    assert f.services.reconciler.run_once() == [task.task_id]
+    assert len(f.queue.sent) == 2
+    assert f.services.reconciler.run_once() == []  # due_at moved on: no pile-up
+
+
+def test_a_short_task_moves_due_at_at_no_write_between_submit_and_outcome():
+    f = make_fakes()
+    task = submit(f)
+    dues = []
+    real_update = f.repo.update
+    f.repo.update = lambda ref, changes, expect, **kw: (
+        dues.append("due_at" in changes),
+        real_update(ref, changes, expect, **kw),
+    )[1]
+    deliver(f, task)
+    assert f.repo.tasks[task.task_id].status is TaskStatus.COMPLETED
+    assert dues[0] is False  # the claim

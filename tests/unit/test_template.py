@@ -12,6 +12,7 @@ ALLOWED_ACTIONS = {
     "ApiFunction": {
         "dynamodb:PutItem",
         "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
         "dynamodb:UpdateItem",
         "dynamodb:DescribeTable",
         "dynamodb:Query",
@@ -33,7 +34,13 @@ ALLOWED_ACTIONS = {
         "secretsmanager:GetSecretValue",
     },
     "DeadLetterFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "sqs:SendMessage"},
-    "ReconcilerFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "sqs:SendMessage"},
+    "ReconcilerFunction": {
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:Query",
+        "sqs:SendMessage",
+    },
     "StreamFunction": {"dynamodb:GetItem", "secretsmanager:GetSecretValue"},
 }
 

@@ -1,9 +1,13 @@
 """The task item's codec: a Task as a DynamoDB item and back, and list cursors.
 
-Item layout (one item per task, key ``task_id``):
-- ``owner`` + ``created_key`` (created_at#task_id)      -> index ``by-owner`` (newest first)
-- ``owner`` + ``status_key`` (STATUS#created_key)        -> index ``by-owner-status``
-- ``sweep_pk`` ("ACTIVE") + ``due_at``, only while active -> index ``by-due`` (sparse)
+Item layout (one item per task, key ``task_id``; shards in dynamodb_shards.py):
+- ``active_pk`` (owner#shard) + ``created_key`` (created_at#task_id), only while active
+  -> index ``by-owner-active`` (sparse, keys and ``name``)
+- ``done_pk`` (owner#shard) + ``created_key``, only once terminal
+  -> index ``by-owner-done`` (sparse, keys, ``status`` and ``name``)
+- ``sweep_pk`` (ACTIVE#shard) + ``due_at``, only while active -> index ``by-due`` (sparse, keys)
+A claim, progress, checkpoint or lease write sets none of these keys (and no projected
+attribute): it writes no index. Only the put and the terminal write do (and ``due_at`` moves).
 JSON-valued fields (parameters, result, checkpoint, ...) are stored as JSON strings; an item
 that cannot be read whole is read with markers (``jsonsafe.unreadable``), never an error.
 """
@@ -28,6 +32,7 @@ from ..domain.models import (
     TaskError,
     TaskStatus,
 )
+from .dynamodb_shards import due_pk, owner_pk
 
 JSON_FIELDS = ("parameters", "metadata", "result")
 STR_FIELDS = (
@@ -58,7 +63,6 @@ INT_FIELDS = (
     "segments",
 )
 BOOL_FIELDS = ("priority", "cancel_requested")
-SWEEP_PK = "ACTIVE"
 
 
 def s_attr(value: str) -> dict[str, str]:
@@ -99,11 +103,13 @@ def task_to_item(task: Task) -> dict[str, Any]:
         encoded = encode_field(field, getattr(task, field))
         if encoded is not None:
             item[field] = encoded
-    created_key = f"{task.created_at}#{task.task_id}"
-    item["created_key"] = s_attr(created_key)
-    item["status_key"] = s_attr(f"{task.status.value}#{created_key}")
-    if task.due_at and not task.is_terminal:
-        item["sweep_pk"] = s_attr(SWEEP_PK)
+    item["created_key"] = s_attr(f"{task.created_at}#{task.task_id}")
+    if task.is_terminal:
+        item["done_pk"] = s_attr(owner_pk(task.owner, task.task_id))
+    else:
+        item["active_pk"] = s_attr(owner_pk(task.owner, task.task_id))
+        if task.due_at:
+            item["sweep_pk"] = s_attr(due_pk(task.task_id))
     return item
 
 

@@ -1,125 +1,145 @@
 """The dashboard's read-only queries of the tasks table (see domain/monitor.py), bounded by
-item counts and time: a part of DynamoDbTaskRepository kept apart from its writes."""
+item counts and time, across the owner's index shards: a part of DynamoDbTaskRepository kept
+apart from its writes."""
 
 from __future__ import annotations
 
 import builtins
+import itertools
 import time
-from collections.abc import Iterable
+from collections import Counter
 from typing import Any
 
 from ..domain.models import (
+    TERMINAL_STATUSES,
     Task,
     TaskStatus,
 )
-from .aws import translated
 from .dynamodb_codec import item_to_task, s_attr
+from .dynamodb_listing import TaskListing
+from .dynamodb_shards import batch_get, merged
+
+ACTIVE_COUNTS_SECONDS = 1.0  # how long one read of the active set counts the active statuses
+CHART_FIELDS = "task_id, #status, #name, created_at, started_at, completed_at"
 
 
-class MonitorQueries:
-    """Mixed into DynamoDbTaskRepository (which sets ``_db`` and ``_table``)."""
+class MonitorQueries(TaskListing):
+    """A base of DynamoDbTaskRepository (which sets ``_db`` and ``_table``)."""
 
-    _db: Any
-    _table: str
-
-    # -- monitor reads (bounded: item and time limits; see domain/monitor.py) -------------
-    def _query_pages(self, deadline: float, max_pages: int, **kwargs: Any) -> Iterable[dict[str, Any]]:
-        """The pages of one query, until it ends, ``max_pages`` or the monotonic ``deadline``."""
-        start: dict[str, Any] | None = None
-        for _ in range(max_pages):
-            if start is not None:
-                kwargs["ExclusiveStartKey"] = start
-            with translated("DynamoDB"):
-                answer: dict[str, Any] = self._db.query(TableName=self._table, **kwargs)
-            yield answer
-            start = answer.get("LastEvaluatedKey")
-            if start is None or time.monotonic() >= deadline:
-                return
+    _active_counts: tuple[tuple[str, str], float, Counter[str], bool] | None = None
 
     def count_by_status(
         self, owner: str, status: TaskStatus, *, since: str | None, deadline: float
     ) -> tuple[int, bool]:
-        """Select=COUNT on ``by-owner-status``: only the matching keys are read, no items sent."""
-        values: dict[str, Any] = {":owner": s_attr(owner), ":lo": s_attr(f"{status.value}#{since or ''}")}
-        # '$' sorts right after '#': every key of this status is below it
-        values[":hi"] = s_attr(f"{status.value}$")
-        total, complete = 0, False
-        for answer in self._query_pages(
-            deadline,
-            200,
-            IndexName="by-owner-status",
-            KeyConditionExpression="#owner = :owner AND #sk BETWEEN :lo AND :hi",
-            ExpressionAttributeNames={"#owner": "owner", "#sk": "status_key"},
-            ExpressionAttributeValues=values,
-            Select="COUNT",
-        ):
-            total += int(answer.get("Count", 0))
-            complete = "LastEvaluatedKey" not in answer
-        return total, complete
+        """A terminal status: Select=COUNT on every ``by-owner-done`` shard (only the keys are
+        read, no items sent), summed. An active one: the active keys (a small set), their
+        statuses read in batches."""
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        range_condition = ""
+        if since:
+            names["#ck"] = "created_key"
+            values[":since"] = s_attr(since)
+            range_condition = "#ck >= :since"
+        if status.is_terminal:
+            streams = self._owner_streams(
+                owner,
+                active=False,
+                done_statuses=frozenset({status}),
+                range_condition=range_condition,
+                names=names,
+                values=values,
+                page=1000,
+                select_count=True,
+            )
+            total = sum(int(answer.get("Count", 0)) for s in streams for answer in s.pages(deadline))
+            return total, all(s.complete for s in streams)
+        key = (owner, since or "")
+        cached = self._active_counts
+        if cached is None or cached[0] != key or time.monotonic() - cached[1] > ACTIVE_COUNTS_SECONDS:
+            # the three active statuses of one stats request share one read of the active set
+            streams = self._owner_streams(
+                owner,
+                active=True,
+                done_statuses=frozenset(),
+                range_condition=range_condition,
+                names=names,
+                values=values,
+                page=1000,
+            )
+            ids = [item["task_id"]["S"] for s in streams for item in s.items(deadline)]
+            items = batch_get(self._db, self._table, ids, projection="task_id, #status", names={"#status": "status"})
+            counts = Counter(item["status"]["S"] for item in items.values())
+            cached = (key, time.monotonic(), counts, all(s.complete for s in streams))
+            self._active_counts = cached
+        return cached[2][status.value], cached[3]
 
     def recent(self, owner: str, *, since: str, limit: int, deadline: float) -> tuple[builtins.list[Task], bool]:
-        """The owner's tasks created since ``since``, newest first (``by-owner``), only the fields
-        the charts need."""
-        tasks: builtins.list[Task] = []
-        complete = False
-        for answer in self._query_pages(
-            deadline,
-            100,
-            IndexName="by-owner",
-            KeyConditionExpression="#owner = :owner AND #ck >= :since",
-            ExpressionAttributeNames={
-                "#owner": "owner",
-                "#ck": "created_key",
-                "#status": "status",
-                "#name": "name",
-            },
-            ExpressionAttributeValues={":owner": s_attr(owner), ":since": s_attr(since)},
-            ProjectionExpression="task_id, #status, #name, created_at, started_at, completed_at",
-            ScanIndexForward=False,
-            Limit=min(limit, 500),
-        ):
-            for raw in answer.get("Items", []):
-                if len(tasks) == limit:
-                    return tasks, False
-                tasks.append(item_to_task(raw))
-            complete = "LastEvaluatedKey" not in answer
-        return tasks, complete
+        """The owner's tasks created since ``since``, newest first, only the fields the charts
+        need."""
+        streams = self._owner_streams(
+            owner,
+            active=True,
+            done_statuses=TERMINAL_STATUSES,
+            range_condition="#ck >= :since",
+            names={"#ck": "created_key"},
+            values={":since": s_attr(since)},
+            page=min(limit, 500),
+        )
+        keys = list(itertools.islice(merged(streams, "created_key", deadline=deadline), limit + 1))
+        more = len(keys) > limit
+        keys = keys[:limit]
+        items = batch_get(
+            self._db,
+            self._table,
+            (k["task_id"]["S"] for k in keys),
+            projection=CHART_FIELDS,
+            names={"#status": "status", "#name": "name"},
+        )
+        tasks = [item_to_task(items[k["task_id"]["S"]]) for k in keys if k["task_id"]["S"] in items]
+        return tasks, not more and all(s.complete for s in streams)
 
     def find_by_prefix(
         self, owner: str, prefix: str, *, max_items: int, deadline: float
     ) -> tuple[builtins.list[Task], int, bool]:
-        """Tasks whose id starts with ``prefix`` among the owner's newest ``max_items``."""
-        found: builtins.list[Task] = []
-        looked, complete = 0, False
-        for answer in self._query_pages(
-            deadline,
-            100,
-            IndexName="by-owner",
-            KeyConditionExpression="#owner = :owner",
-            FilterExpression="begins_with(task_id, :prefix)",
-            ExpressionAttributeNames={"#owner": "owner"},
-            ExpressionAttributeValues={":owner": s_attr(owner), ":prefix": s_attr(prefix)},
-            ScanIndexForward=False,
-            Limit=min(max_items, 1000),
-        ):
-            looked += int(answer.get("ScannedCount", 0))
-            found.extend(item_to_task(raw) for raw in answer.get("Items", []))
-            complete = "LastEvaluatedKey" not in answer
-            if looked >= max_items or len(found) >= 20:
-                break
-        return found[:20], looked, complete
+        """Tasks whose id starts with ``prefix`` among the owner's newest ``max_items`` (about:
+        the newest ``max_items / shards`` of every shard)."""
+        streams = self._owner_streams(
+            owner,
+            active=True,
+            done_statuses=TERMINAL_STATUSES,
+            values={":prefix": s_attr(prefix)},
+            filters=["begins_with(task_id, :prefix)"],
+            page=max(1, -(-min(max_items, 1000 * 32) // 32)),
+        )
+        pages = [s.first_page() for s in streams]
+        keys = sorted(
+            (item for page in pages for item in page.get("Items", [])),
+            key=lambda k: k["created_key"]["S"],
+            reverse=True,
+        )[:20]
+        items = batch_get(self._db, self._table, (k["task_id"]["S"] for k in keys))
+        found = [item_to_task(items[k["task_id"]["S"]]) for k in keys if k["task_id"]["S"] in items]
+        looked = sum(int(page.get("ScannedCount", 0)) for page in pages)
+        return found, looked, all(s.complete for s in streams)
 
     def oldest_in_status(self, owner: str, status: TaskStatus) -> Task | None:
-        for answer in self._query_pages(
-            time.monotonic() + 1.0,
-            1,
-            IndexName="by-owner-status",
-            KeyConditionExpression="#owner = :owner AND begins_with(#sk, :prefix)",
-            ExpressionAttributeNames={"#owner": "owner", "#sk": "status_key"},
-            ExpressionAttributeValues={":owner": s_attr(owner), ":prefix": s_attr(f"{status.value}#")},
-            ScanIndexForward=True,
-            Limit=1,
-        ):
-            items = answer.get("Items", [])
-            return item_to_task(items[0]) if items else None
+        deadline = time.monotonic() + 1.0
+        streams = self._owner_streams(
+            owner,
+            active=not status.is_terminal,
+            done_statuses=frozenset({status}) if status.is_terminal else frozenset(),
+            newest_first=False,
+            page=25,
+        )
+        keys = merged(streams, "created_key", newest_first=False, deadline=deadline)
+        while time.monotonic() < deadline:
+            chunk = list(itertools.islice(keys, 25))
+            if not chunk:
+                return None
+            items = batch_get(self._db, self._table, (k["task_id"]["S"] for k in chunk))
+            for key in chunk:
+                item = items.get(key["task_id"]["S"])
+                if item is not None and item["status"]["S"] == status.value:
+                    return item_to_task(item)
         return None

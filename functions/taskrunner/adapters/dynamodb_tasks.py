@@ -1,7 +1,8 @@
 """TaskRepository on DynamoDB: conditional writes, GSIs for lists and the reconciler.
 
-The item layout and its codec are in dynamodb_codec.py; the dashboard's read-only queries in
-dynamodb_queries.py. The table holds two more kinds of items:
+The item layout and its codec are in dynamodb_codec.py, the sharded index keys in
+dynamodb_shards.py, the listings and the reconciler's read in dynamodb_listing.py, the
+dashboard's read-only queries in dynamodb_queries.py. The table holds two more kinds of items:
 - idempotency keys: ``task_id`` = ``idem#<len(owner)>#<owner>#<key>`` (the owner's length
   first, so no owner/key pair can spell another's);
 - revoked API keys: ``task_id`` = ``revoked#<key_id>`` (see adapters/dynamodb_keys.py).
@@ -9,31 +10,25 @@ dynamodb_queries.py. The table holds two more kinds of items:
 
 from __future__ import annotations
 
-import builtins
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..domain.errors import (
     ConditionFailedError,
-    InvalidCursorError,
     TaskAlreadyExistsError,
     TaskNotFoundError,
 )
 from ..domain.models import (
     Expect,
     Task,
-    TaskPage,
     TaskRef,
     TaskStatus,
 )
 from .aws import error_code, translated, unavailable
 from .dynamodb_codec import (
-    SWEEP_PK,
-    decode_cursor,
-    encode_cursor,
     encode_field,
     item_to_task,
     s_attr,
@@ -41,6 +36,7 @@ from .dynamodb_codec import (
     task_to_item,
 )
 from .dynamodb_queries import MonitorQueries
+from .dynamodb_shards import owner_pk
 
 RETENTION_SECONDS = 30 * 24 * 3600
 IDEMPOTENCY_SECONDS = 24 * 3600
@@ -166,19 +162,20 @@ class DynamoDbTaskRepository(MonitorQueries):
             names["#segments"] = "segments"
             values[":zero"] = {"N": "0"}
             sets.append("#segments = if_not_exists(#segments, :zero) + :one")
-        if "status" in changes:
-            status = TaskStatus(changes["status"])
-            names["#status_key"] = "status_key"
-            values[":status_key"] = s_attr(f"{status.value}#{ref.created_at}#{ref.task_id}")
-            sets.append("#status_key = :status_key")
-            if status.is_terminal:
-                names["#sweep_pk"] = "sweep_pk"
-                removes.append("#sweep_pk")
-                names["#expires_at"] = "expires_at"
-                values[":expires_at"] = {"N": str(int(time.time()) + RETENTION_SECONDS)}
-                sets.append("#expires_at = :expires_at")
-        # ``sweep_pk`` is written when the task is created and removed when it ends; an active
-        # task always has it, so updates of ``due_at`` need not write it again.
+        if "status" in changes and TaskStatus(changes["status"]).is_terminal:
+            # the task leaves the active indexes and enters by-owner-done (terminal is final)
+            names["#active_pk"] = "active_pk"
+            names["#sweep_pk"] = "sweep_pk"
+            removes += ["#active_pk", "#sweep_pk"]
+            names["#done_pk"] = "done_pk"
+            values[":done_pk"] = s_attr(owner_pk(ref.owner, ref.task_id))
+            sets.append("#done_pk = :done_pk")
+            names["#expires_at"] = "expires_at"
+            values[":expires_at"] = {"N": str(int(time.time()) + RETENTION_SECONDS)}
+            sets.append("#expires_at = :expires_at")
+        # The index keys are written when the task is created and changed only by its terminal
+        # write: a claim, progress, checkpoint or lease write touches no index (``due_at`` aside,
+        # when a write moves it; an active task always has ``sweep_pk``).
         # the condition
         status_values = []
         for k, status in enumerate(sorted(expect.statuses)):
@@ -253,93 +250,6 @@ class DynamoDbTaskRepository(MonitorQueries):
             return None
         item = self._get_item(task_id)
         return item_to_task(item) if item is not None else None
-
-    def list(
-        self,
-        owner: str,
-        *,
-        statuses: Iterable[TaskStatus] | None,
-        name: str | None,
-        limit: int,
-        cursor: str | None,
-    ) -> TaskPage:
-        wanted = sorted(statuses) if statuses else []
-        names: dict[str, str] = {"#owner": "owner"}
-        values: dict[str, Any] = {":owner": s_attr(owner)}
-        filters: list[str] = []
-        if len(wanted) == 1:
-            index, sort_key = "by-owner-status", "status_key"
-            names["#sk"] = "status_key"
-            values[":prefix"] = s_attr(f"{wanted[0].value}#")
-            key_condition = "#owner = :owner AND begins_with(#sk, :prefix)"
-        else:
-            index, sort_key = "by-owner", "created_key"
-            key_condition = "#owner = :owner"
-            if wanted:
-                names["#status"] = "status"
-                refs = []
-                for k, status in enumerate(wanted):
-                    values[f":s{k}"] = s_attr(status.value)
-                    refs.append(f":s{k}")
-                filters.append(f"#status IN ({', '.join(refs)})")
-        if name:
-            names["#name"] = "name"
-            values[":name"] = s_attr(name)
-            filters.append("#name = :name")
-        key_fields = ("task_id", "owner", sort_key)
-        start = decode_cursor(cursor, key_fields) if cursor else None
-        if start is not None and start["owner"]["S"] != owner:
-            raise InvalidCursorError("cursor is not one this API returned")
-        items: list[Task] = []
-        last_item: dict[str, Any] | None = None
-        more = False
-        while True:
-            kwargs: dict[str, Any] = {
-                "TableName": self._table,
-                "IndexName": index,
-                "KeyConditionExpression": key_condition,
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-                "ScanIndexForward": False,
-                "Limit": limit + 1 if not filters else max(limit * 2, 25),
-            }
-            if filters:
-                kwargs["FilterExpression"] = " AND ".join(filters)
-            if start is not None:
-                kwargs["ExclusiveStartKey"] = start
-            with translated("DynamoDB"):
-                answer = self._db.query(**kwargs)
-            for raw in answer.get("Items", []):
-                if len(items) == limit:
-                    more = True
-                    break
-                items.append(item_to_task(raw))
-                last_item = raw
-            if more:
-                break
-            start = answer.get("LastEvaluatedKey")
-            if start is None:
-                break
-        next_cursor = None
-        if more and last_item is not None:
-            next_cursor = encode_cursor({k: last_item[k] for k in key_fields})
-        return TaskPage(items=items, cursor=next_cursor)
-
-    def due(self, before: str, limit: int) -> builtins.list[Task]:
-        with translated("DynamoDB"):
-            answer = self._db.query(
-                TableName=self._table,
-                IndexName="by-due",
-                KeyConditionExpression="sweep_pk = :pk AND due_at < :before",
-                ExpressionAttributeValues={":pk": s_attr(SWEEP_PK), ":before": s_attr(before)},
-                Limit=limit,
-            )
-        tasks = []
-        for key in answer.get("Items", []):
-            task = self.get(key["task_id"]["S"])
-            if task is not None and not task.is_terminal:
-                tasks.append(task)
-        return tasks
 
     def ping(self) -> None:
         with translated("DynamoDB"):

@@ -150,8 +150,12 @@ class WorkerService:
             return RunOutcome.later(0)
         run_for = max(1.0, min(float(timeout_hint or p.max_timeout_seconds), budget))
         lease = iso(after(now, run_for + p.lease_grace_seconds))
-        # what every claim writes: the lease, and the task no longer waiting between segments
-        held = {"updated_at": iso(now), "lease_expires_at": lease, "due_at": lease, "handed_over_at": None}
+        # what every claim writes: the lease, and the task no longer waiting between segments.
+        # A first claim leaves due_at where the submit put it (created + delay + pending grace):
+        # no index write; the reconciler, finding the task due with its lease still running,
+        # moves due_at to the lease then (a short task has ended long before). A continuation's
+        # claim moves it, as the hand-over did.
+        held: dict[str, Any] = {"updated_at": iso(now), "lease_expires_at": lease, "handed_over_at": None}
         try:
             # The claim: one conditional write that also returns the task (no read first).
             if continuation is None:
@@ -171,7 +175,7 @@ class WorkerService:
             else:
                 task = self._repo.update(
                     ref,
-                    held,
+                    {**held, "due_at": lease},
                     Expect(
                         frozenset({TaskStatus.RUNNING}),
                         attempts=continuation.attempt,

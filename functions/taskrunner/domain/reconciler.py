@@ -9,6 +9,7 @@ from .errors import (
 )
 from .models import (
     Expect,
+    Task,
     TaskStatus,
     after,
     iso,
@@ -52,6 +53,12 @@ class Reconciler:
             # Push due_at forward first so concurrent sweeps do not pile up messages.
             new_due = iso(after(now, self._policy.pending_grace_seconds))
             waiting = stuck.status is TaskStatus.RUNNING and stuck.handed_over_at is not None
+            lease = stuck.lease_expires_at
+            if stuck.status is TaskStatus.RUNNING and not waiting and lease is not None and lease > iso(now):
+                # claimed, its lease still running (a claim does not move due_at): look again
+                # when the lease ends; nothing to send
+                self._follow_lease(stuck, lease)
+                continue
             try:
                 if waiting:
                     # between two segments, its continuation message lost: send it again (the
@@ -86,3 +93,13 @@ class Reconciler:
             self._telemetry.metric("TasksRedriven", 1, task_type=task.name)
             redriven.append(task.task_id)
         return redriven
+
+    def _follow_lease(self, task: Task, lease: str) -> None:
+        try:
+            self._repo.update(
+                task.ref,
+                {"due_at": lease},
+                Expect(frozenset({TaskStatus.RUNNING}), attempts=task.attempts, handed_over=False),
+            )
+        except ConditionFailedError:
+            pass  # it moved on meanwhile (ended, reclaimed, handed over): the next sweep sees it
