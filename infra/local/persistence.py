@@ -3,8 +3,11 @@
 moto keeps each service's data in in-process backend objects. This module pickles them into
 one snapshot file (``<state dir>/snapshot.bin``):
 
-- periodically (every ``every`` seconds, when a call may have changed something) and on
-  stop (SIGTERM/SIGINT of the endpoint), so a crash or ``kill -9`` loses at most that window;
+- periodically (every ``every`` seconds, when a call may have changed something, or longer
+  when the data is large: the wait is at least ``COST_FACTOR`` times what the last snapshot
+  held every call, so snapshots hold the endpoint at most 1/``COST_FACTOR`` of the time, however much
+  it keeps) and on stop (SIGTERM/SIGINT of the endpoint), so a crash or ``kill -9`` loses at
+  most that window;
 - consistently: every call runs under a shared lock and a snapshot takes it exclusively, so
   none is half-applied in a snapshot (an SQS long poll lets go of it while it waits);
 - atomically: written to a temporary file, fsynced, renamed over the old one (and the
@@ -36,6 +39,8 @@ from typing import Any
 SERVICES = ("dynamodb", "sqs", "secretsmanager")
 FORMAT = 1
 SNAPSHOT = "snapshot.bin"
+# a snapshot stops every call while it pickles: the next waits at least this many times as long
+COST_FACTOR = 20.0
 # calls that change nothing: they do not make a snapshot due (unknown calls do)
 READS = frozenset(
     {
@@ -243,6 +248,7 @@ class Persistence:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._save_lock = threading.Lock()
+        self.last_cost = 0.0  # seconds the last snapshot held every call (pickling, under the lock)
         self._patch_backends()
 
     # ---- the calls
@@ -306,17 +312,23 @@ class Persistence:
                 if not self.dirty and self.path.exists():
                     return None
                 self.dirty = False
+                started = time.monotonic()
                 blob = dump_backends()
+                self.last_cost = time.monotonic() - started
             write_atomically(self.path, blob)
             counts: dict[str, int] = json.loads(blob.partition(b"\n")[0])["counts"]
             return counts
+
+    def next_wait(self) -> float:
+        """Seconds until the next snapshot: ``every``, or longer after a costly one."""
+        return max(self.every, COST_FACTOR * self.last_cost)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="aws-state", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.every):
+        while not self._stop.wait(self.next_wait()):
             try:
                 self.save()
             except Exception as exc:  # a failed snapshot must not stop the endpoint

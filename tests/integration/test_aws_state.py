@@ -142,3 +142,20 @@ def test_a_write_that_fails_midway_leaves_the_previous_snapshot_whole(tmp_path: 
     except OSError:
         pass
     assert path.read_bytes() == b"old"
+
+
+def test_snapshots_space_out_as_they_grow_costly(tmp_path: Path) -> None:
+    """A snapshot stops every call while it pickles: with much data the next one waits longer,
+    so the endpoint spends at most 1/COST_FACTOR of its time in snapshots."""
+    from infra.local.persistence import COST_FACTOR, Persistence
+
+    state = Persistence(app=None, state_dir=tmp_path, every=2.0, say=lambda _: None)
+    assert state.next_wait() == 2.0
+    state.dirty = True
+    state.save()
+    assert state.last_cost > 0
+    assert state.next_wait() == max(2.0, COST_FACTOR * state.last_cost)
+    state.last_cost = 0.01  # a small endpoint: the usual interval
+    assert state.next_wait() == 2.0
+    state.last_cost = 0.5  # as a snapshot of a few hundred MB takes
+    assert state.next_wait() == 0.5 * COST_FACTOR
