@@ -248,7 +248,7 @@ def bench_throughput(stack: LocalStack, counts: LiveCounts, details: dict[str, A
     submitted_in = time.monotonic() - started
     accepted = {r.task_id for r in results if r.status == 202 and r.task_id}
     with stack.client() as client:
-        wait_idle(client, max(120.0, n / 5), interval=0.5)
+        wait_idle(client, max(120.0, n / 5))
         after = CpuSnapshot.take(stack.proc.pid)
         bench_cpu = own_cpu() - bench_cpu
         window = after.at - before.at

@@ -123,7 +123,7 @@ def settle(stack: LocalStack, timeout: float = 300) -> None:
     while True:
         try:
             with stack.client() as client:
-                wait_idle(client, max(1.0, deadline - time.monotonic()), interval=0.25)
+                wait_idle(client, max(1.0, deadline - time.monotonic()))
             return
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code not in (429, 503) or time.monotonic() > deadline:
