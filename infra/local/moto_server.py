@@ -13,6 +13,8 @@ request (measured with py-spy under load, they were a third of it):
   the generic pickle protocol, which was most of an UpdateItem's cost;
 - each UpdateExpression string parsed once, not twice per call, and its validation passes
   without ABCMeta's isinstance hook per node (infra/local/emulation.py);
+- a Query on an index looks only at the items with its partition key value, instead of
+  sorting the whole table first (infra/local/emulation.py);
 - SQS long polls that sleep until a send or a visibility change instead of waking every
   second (same answers);
 - DynamoDB Time to Live: expired items deleted every ``--ttl-sweep-every`` seconds (moto
@@ -47,6 +49,7 @@ from .emulation import (
     TtlSweeper,
     cached_update_expressions,
     faster_ast_traversal,
+    narrowed_index_queries,
     sleeping_long_polls,
 )
 
@@ -244,6 +247,7 @@ def main() -> None:
     sleeping_long_polls()
     cached_update_expressions()
     faster_ast_traversal()
+    narrowed_index_queries()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app: Any = Dispatcher()
     sweeper = TtlSweeper(args.ttl_sweep_every)

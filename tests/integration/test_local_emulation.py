@@ -15,6 +15,7 @@ from infra.local.emulation import (
     TtlSweeper,
     cached_update_expressions,
     faster_ast_traversal,
+    narrowed_index_queries,
     sleeping_long_polls,
     sweep_expired,
 )
@@ -177,3 +178,84 @@ def test_cached_update_expressions_give_each_call_its_own_values(aws):
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 
     assert UpdateExpressionParser.make.cache_info().hits >= 3
+
+
+def _index_table(ddb) -> None:
+    ddb.create_table(
+        TableName="indexed",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "id", "AttributeType": "S"},
+            {"AttributeName": "gpk", "AttributeType": "S"},
+            {"AttributeName": "gsk", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-g",
+                "KeySchema": [
+                    {"AttributeName": "gpk", "KeyType": "HASH"},
+                    {"AttributeName": "gsk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def _pages(ddb, **query) -> list[str]:
+    seen, start = [], None
+    while True:
+        page = ddb.query(
+            TableName="indexed", IndexName="by-g", Limit=3, **query, **({"ExclusiveStartKey": start} if start else {})
+        )
+        seen += [i["id"]["S"] for i in page["Items"]]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return seen
+
+
+def test_index_queries_look_only_at_their_partition_with_moto_s_answers(aws):
+    import random
+
+    narrowed_index_queries()
+    ddb = aws.client("dynamodb")
+    _index_table(ddb)
+    rng = random.Random(7)
+    rows = {}
+    for n in range(300):
+        item = {"id": {"S": f"t{n:03d}"}}
+        if rng.random() < 0.8:  # the rest are outside the sparse index
+            item["gpk"] = {"S": f"owner#{rng.randrange(4)}"}
+            item["gsk"] = {"S": f"2026-12-{rng.randrange(1, 29):02d}#{n:03d}"}
+        rows[item["id"]["S"]] = item
+        ddb.put_item(TableName="indexed", Item=item)
+    ddb.update_item(  # an item that leaves the index, and one that moves partition
+        TableName="indexed", Key={"id": {"S": "t001"}}, UpdateExpression="REMOVE gpk, gsk"
+    )
+    rows["t001"] = {"id": {"S": "t001"}}
+    ddb.update_item(
+        TableName="indexed",
+        Key={"id": {"S": "t002"}},
+        UpdateExpression="SET gpk = :p, gsk = :s",
+        ExpressionAttributeValues={":p": {"S": "owner#9"}, ":s": {"S": "2026-12-30#002"}},
+    )
+    rows["t002"] = {**rows["t002"], "gpk": {"S": "owner#9"}, "gsk": {"S": "2026-12-30#002"}}
+
+    for pk in ("owner#0", "owner#3", "owner#9", "nobody"):
+        in_pk = sorted((r for r in rows.values() if r.get("gpk", {}).get("S") == pk), key=lambda r: r["gsk"]["S"])
+        values = {":p": {"S": pk}}
+        assert _pages(ddb, KeyConditionExpression="gpk = :p", ExpressionAttributeValues=values) == [
+            r["id"]["S"] for r in in_pk
+        ]
+        newest = [r["id"]["S"] for r in reversed(in_pk) if r["gsk"]["S"] < "2026-12-15"]
+        assert (
+            _pages(
+                ddb,
+                KeyConditionExpression="gpk = :p AND gsk < :c",
+                ExpressionAttributeValues={**values, ":c": {"S": "2026-12-15"}},
+                ScanIndexForward=False,
+            )
+            == newest
+        )
+    assert len(ddb.scan(TableName="indexed")["Items"]) == 300  # a Scan still sees every item
