@@ -245,13 +245,61 @@ def _equal(attribute: Any, value: Any) -> bool:
     return bool(attribute == value)
 
 
-def narrowed_index_queries() -> None:
+class Buckets:
+    """The items of each table by the value of one attribute, valid while no DynamoDB call has
+    written anything since they were built (``changed`` is called for every call that may
+    write: the endpoint's dispatcher and the TTL sweeper call it). Under writes they are
+    rebuilt at the next query, one pass like moto's own; while the data rests (an idle stack,
+    a dashboard polling, the reconciler's 64 shard queries a minute) a query costs what its
+    partition holds."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.generation = 0
+        self._lock = threading.Lock()
+        self._built: dict[tuple[int, str], tuple[int, Any, dict[tuple[str, Any], list[Any]]]] = {}
+
+    def changed(self) -> None:
+        with self._lock:
+            self.generation += 1
+            self._built.clear()
+
+    def matching(self, table: Any, name: str, value: Any) -> list[Any] | None:
+        """The items whose ``name`` equals ``value``; None where buckets don't apply."""
+        if value.type not in ("S", "B"):
+            return None
+        key = (id(table), name)
+        with self._lock:
+            generation = self.generation
+            built = self._built.get(key)
+        if built is None or built[0] != generation or built[1] is not table:
+            buckets: dict[tuple[str, Any], list[Any]] = {}
+            for item in _items(table):
+                attribute = item.attrs.get(name)
+                if attribute is not None and attribute.type in ("S", "B"):
+                    buckets.setdefault((attribute.type, attribute.value), []).append(item)
+            built = (generation, table, buckets)
+            with self._lock:
+                if self.generation == generation:
+                    self._built[key] = built
+        return list(built[2].get((value.type, value.value), ()))
+
+
+def _items(table: Any) -> Any:
+    for hash_set in list(table.items.values()):
+        yield from (list(hash_set.values()) if table.range_key_attr else (hash_set,))
+
+
+def narrowed_index_queries(buckets: Buckets | None = None) -> None:
     """A Query on a global secondary index looks at the items that have its partition key
     value only. moto answers it by sorting every item of the table by its primary key and
     then testing each one, so with sharded indexes (a listing reads 32 shards, the reconciler
     64) its CPU grew with the table times the shards. The same answer: the items whose
     attribute equals each partition key condition, handed to moto's query, which tests them
-    and sorts them by the index's keys (then the table's, so no two tie) as before."""
+    and sorts them by the index's keys (then the table's, so no two tie) as before. With
+    ``buckets`` (the endpoint, which tells them of every write) the first condition's items
+    come from them instead of a pass over the table."""
     import importlib
     import threading
 
@@ -267,12 +315,9 @@ def narrowed_index_queries() -> None:
         if only is None or id(getattr(narrowed, "table", None)) != id(table):
             return all_items(table)
         # unsorted: moto sorts what matches by the index's keys and the table's, which are unique
-        return [
-            item
-            for hash_set in table.items.values()
-            for item in (hash_set.values() if table.range_key_attr else (hash_set,))
-            if all(_equal(item.attrs.get(name), value) for name, value in only)
-        ]
+        first = buckets.matching(table, *only[0]) if buckets is not None else None
+        candidates = _items(table) if first is None else first
+        return [item for item in candidates if all(_equal(item.attrs.get(name), value) for name, value in only)]
 
     def narrowed_query(table: Any, *args: Any, **kwargs: Any) -> Any:
         conditions = kwargs.get("hash_key_conditions")

@@ -46,6 +46,7 @@ from werkzeug.serving import WSGIRequestHandler, run_simple
 
 from .emulation import (
     SWEEP_EVERY,
+    Buckets,
     TtlSweeper,
     cached_update_expressions,
     faster_ast_traversal,
@@ -102,6 +103,26 @@ class IamMiddleware:
             return self.app(environ, start_response)
         start_response(denied.status, [*denied.headers, ("Content-Length", str(len(denied.body)))])
         return [denied.body]
+
+
+class DynamoDbWrites:
+    """Tells the index buckets (emulation.Buckets) of every DynamoDB call that may have written,
+    once it is done: a query never keeps buckets built before a write it could see."""
+
+    def __init__(self, app: Any, buckets: Any) -> None:
+        from .persistence import READS
+
+        self.app = app
+        self.buckets = buckets
+        self.reads = READS
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        try:
+            return self.app(environ, start_response)
+        finally:
+            if target.startswith("DynamoDB") and target.rpartition(".")[2] not in self.reads:
+                self.buckets.changed()
 
 
 class OldestMessageAges:
@@ -247,15 +268,19 @@ def main() -> None:
     sleeping_long_polls()
     cached_update_expressions()
     faster_ast_traversal()
-    narrowed_index_queries()
+    buckets = Buckets()
+    narrowed_index_queries(buckets)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    app: Any = Dispatcher()
-    sweeper = TtlSweeper(args.ttl_sweep_every)
+    app: Any = DynamoDbWrites(Dispatcher(), buckets)
+    sweeper = TtlSweeper(args.ttl_sweep_every, changed=buckets.changed)
     if args.state_dir:
         app = persistence = _persistent(app, args.state_dir, args.snapshot_every)
-        sweeper = TtlSweeper(
-            args.ttl_sweep_every, guard=persistence.lock.shared, changed=lambda: setattr(persistence, "dirty", True)
-        )
+
+        def swept() -> None:
+            persistence.dirty = True
+            buckets.changed()
+
+        sweeper = TtlSweeper(args.ttl_sweep_every, guard=persistence.lock.shared, changed=swept)
     if args.ttl_sweep_every > 0:
         sweeper.start()
     if args.iam_policy:

@@ -259,3 +259,75 @@ def test_index_queries_look_only_at_their_partition_with_moto_s_answers(aws):
             == newest
         )
     assert len(ddb.scan(TableName="indexed")["Items"]) == 300  # a Scan still sees every item
+
+
+def test_index_buckets_of_the_endpoint_follow_every_write(tmp_path):
+    """Through the embedded endpoint, where index queries use buckets kept between calls:
+    a query after any write (put, update moving or removing the key, delete, batch, TTL
+    deletion) sees it at once."""
+    import subprocess
+    import sys
+
+    from botocore.config import Config
+
+    from infra.local.procs import free_port, wait_for_port
+    from infra.local.template import ROOT
+
+    port = free_port()
+    log = (tmp_path / "endpoint.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "infra.local.moto_server", "-p", str(port), "--ttl-sweep-every", "0.2"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    try:
+        assert wait_for_port("127.0.0.1", port, 20)
+        session = boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name="us-east-1")
+        ddb = session.client(
+            "dynamodb", endpoint_url=f"http://127.0.0.1:{port}", config=Config(retries={"max_attempts": 1})
+        )
+        _index_table(ddb)
+
+        def ids(pk: str) -> list[str]:
+            return _pages(ddb, KeyConditionExpression="gpk = :p", ExpressionAttributeValues={":p": {"S": pk}})
+
+        def put(n: int, pk: str, **extra) -> None:
+            item = {"id": {"S": f"t{n}"}, "gpk": {"S": pk}, "gsk": {"S": f"{n:03d}"}, **extra}
+            ddb.put_item(TableName="indexed", Item=item)
+
+        for n in range(6):
+            put(n, "a" if n % 2 else "b")
+        assert ids("a") == ["t1", "t3", "t5"] and ids("b") == ["t0", "t2", "t4"]
+        ddb.update_item(
+            TableName="indexed",
+            Key={"id": {"S": "t1"}},
+            UpdateExpression="SET gpk = :b",
+            ExpressionAttributeValues={":b": {"S": "b"}},
+        )
+        assert ids("a") == ["t3", "t5"] and ids("b") == ["t0", "t1", "t2", "t4"]
+        ddb.update_item(TableName="indexed", Key={"id": {"S": "t3"}}, UpdateExpression="REMOVE gpk")
+        ddb.delete_item(TableName="indexed", Key={"id": {"S": "t0"}})
+        assert ids("a") == ["t5"] and ids("b") == ["t1", "t2", "t4"]
+        ddb.batch_write_item(
+            RequestItems={
+                "indexed": [
+                    {"PutRequest": {"Item": {"id": {"S": "t9"}, "gpk": {"S": "a"}, "gsk": {"S": "009"}}}},
+                    {"DeleteRequest": {"Key": {"id": {"S": "t5"}}}},
+                ]
+            }
+        )
+        assert ids("a") == ["t9"]
+        ddb.update_time_to_live(
+            TableName="indexed", TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        )
+        put(7, "a", expires_at={"N": str(int(time.time()) - 1)})
+        assert ids("a") == ["t7", "t9"]
+        deadline = time.monotonic() + 10
+        while ids("a") != ["t9"]:  # the TTL sweep deletes it: the buckets follow
+            assert time.monotonic() < deadline, ids("a")
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
