@@ -295,10 +295,21 @@ def run_clients(
     return results
 
 
+def get_json(client: httpx.Client, path: str, params: dict[str, Any], *, patience: float = 60.0) -> Any:
+    """GET as the API asks its clients to: a 503 (a dependency timed out: here the embedded
+    endpoint, saturated by the load being measured) or a 429 is tried again after its
+    Retry-After, for up to ``patience`` seconds."""
+    deadline = time.monotonic() + patience
+    while True:
+        response = client.get(path, params=params)
+        if response.status_code not in (429, 503) or time.monotonic() > deadline:
+            response.raise_for_status()
+            return response.json()
+        time.sleep(min(5.0, float(response.headers.get("Retry-After") or 1)))
+
+
 def any_active(client: httpx.Client) -> bool:
-    response = client.get("/api/tasks", params={"active": "true", "limit": 1})
-    response.raise_for_status()
-    return bool(response.json()["tasks"])
+    return bool(get_json(client, "/api/tasks", {"active": "true", "limit": 1})["tasks"])
 
 
 def wait_idle(client: httpx.Client, timeout: float, interval: float = 1.0) -> float:
@@ -330,9 +341,7 @@ def collect(
             params["status"] = status
         if cursor:
             params["cursor"] = cursor
-        response = client.get(path, params=params)
-        response.raise_for_status()
-        page = response.json()
+        page = get_json(client, path, params)
         for item in page[key]:
             items.append(item)
             if "task_id" in item:
