@@ -19,8 +19,6 @@ import threading
 import time
 from typing import Any
 
-import httpx
-
 from .live import _warm, sum_body
 from .report import Row, command
 from .stack import CPU_GROUPS, CpuSnapshot, LocalStack, Submitted, collect, parse_iso, run_clients, submit, wait_idle
@@ -118,17 +116,9 @@ def throughput_round(stack: LocalStack, tasks: int) -> dict[str, Any]:
 
 
 def settle(stack: LocalStack, timeout: float = 300) -> None:
-    """wait_idle, through the 503/429 a saturated API may answer meanwhile."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with stack.client() as client:
-                wait_idle(client, max(1.0, deadline - time.monotonic()))
-            return
-        except httpx.HTTPStatusError as exc:
-            if exc.response.status_code not in (429, 503) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    """wait_idle (its reads wait out the 503/429 a saturated API may answer meanwhile)."""
+    with stack.client() as client:
+        wait_idle(client, timeout)
 
 
 def _brief(run: dict[str, Any]) -> str:

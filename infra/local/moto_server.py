@@ -272,15 +272,18 @@ def main() -> None:
     narrowed_index_queries(buckets)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app: Any = DynamoDbWrites(Dispatcher(), buckets)
-    sweeper = TtlSweeper(args.ttl_sweep_every, changed=buckets.changed)
-    if args.state_dir:
-        app = persistence = _persistent(app, args.state_dir, args.snapshot_every)
+    persistence = _persistent(app, args.state_dir, args.snapshot_every) if args.state_dir else None
+    if persistence is not None:
+        app = persistence
 
-        def swept() -> None:
+    def swept() -> None:
+        if persistence is not None:
             persistence.dirty = True
-            buckets.changed()
+        buckets.changed()
 
-        sweeper = TtlSweeper(args.ttl_sweep_every, guard=persistence.lock.shared, changed=swept)
+    sweeper = TtlSweeper(
+        args.ttl_sweep_every, guard=persistence.lock.shared if persistence is not None else None, changed=swept
+    )
     if args.ttl_sweep_every > 0:
         sweeper.start()
     if args.iam_policy:

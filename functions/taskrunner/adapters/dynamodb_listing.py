@@ -68,17 +68,21 @@ class TaskListing:
             "select_count": select_count,
         }
         pks = [owner_shard_pk(owner, shard) for shard in range(OWNER_SHARDS)]
-        if active:
-            streams += sharded_query(
+
+        def query(index: str, pk_name: str) -> builtins.list[ShardStream]:
+            return sharded_query(
                 self._db,
-                index=ACTIVE_INDEX,
-                pk_name="active_pk",
+                index=index,
+                pk_name=pk_name,
                 pk_values=pks,
                 names=names,
                 values=values,
                 filter_expression=" AND ".join(filters),
                 **common,
             )
+
+        if active:
+            streams += query(ACTIVE_INDEX, "active_pk")
         if done_statuses:
             if done_statuses != TERMINAL_STATUSES:
                 names["#status"] = "status"
@@ -87,16 +91,7 @@ class TaskListing:
                     values[f":done{k}"] = s_attr(status.value)
                     refs.append(f":done{k}")
                 filters.append(f"#status IN ({', '.join(refs)})")
-            streams += sharded_query(
-                self._db,
-                index=DONE_INDEX,
-                pk_name="done_pk",
-                pk_values=pks,
-                names=names,
-                values=values,
-                filter_expression=" AND ".join(filters),
-                **common,
-            )
+            streams += query(DONE_INDEX, "done_pk")
         return streams
 
     def list(
