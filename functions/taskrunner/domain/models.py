@@ -11,6 +11,7 @@ from typing import Any
 
 from . import jsonsafe
 from .attempts import Attempt
+from .views import public_task, served, to_json
 
 
 class TaskStatus(enum.StrEnum):
@@ -60,16 +61,6 @@ class CallbackStatus(enum.StrEnum):
 
 def _text(value: str | None) -> str | None:
     return None if value is None else jsonsafe.printable(value)
-
-
-def served(field: str, value: Any) -> Any:
-    """A free-form field as it is served: the value, or a marker naming why it cannot be
-    (a value stored by an older version that is not valid, bounded JSON)."""
-    try:
-        jsonsafe.check(value)
-    except jsonsafe.UnsafeJsonError as exc:
-        return jsonsafe.unreadable(field, exc)
-    return value
 
 
 def utcnow() -> datetime:
@@ -198,35 +189,9 @@ class Task:
         return TaskRef(self.task_id, self.owner, self.created_at)
 
     def to_public(self) -> dict[str, Any]:
-        """The task as clients see it (``/state``, the stream, callbacks' source)."""
-        return {
-            "task_id": self.task_id,
-            "name": jsonsafe.printable(self.name),
-            "status": self.status.value,
-            "queue": self.queue,
-            "parameters": served("parameters", self.parameters),
-            "metadata": served("metadata", self.metadata),
-            "result": served("result", self.result),
-            "error": self.error.to_dict() if self.error else None,
-            "progress": self.progress.to_dict(),
-            "attempts": self.attempts,
-            "max_attempts": self.max_attempts,
-            "timeout_seconds": self.timeout_seconds,
-            "max_runtime_seconds": self.max_runtime_seconds,
-            "segments": self.segments,
-            "checkpointed_at": self.checkpointed_at,
-            "between_segments": self.handed_over_at is not None and not self.is_terminal,
-            "cancel_requested": self.cancel_requested,
-            "next_attempt_at": self.next_attempt_at,
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "updated_at": self.updated_at,
-            "completed_at": self.completed_at,
-            "callback": self.callback.to_dict() if self.callback else None,
-            "attempt_history": [entry.to_dict() for entry in self.attempt_history],
-            "retry_of": self.retry_of,
-            "version": self.version,
-        }
+        """The task as clients see it (``/state``, the stream, callbacks' source): see views.py."""
+        out: dict[str, Any] = to_json(public_task(self))
+        return out
 
     def callback_payload(self) -> dict[str, Any]:
         """The JSON a callback receiver gets when the task ends."""

@@ -14,10 +14,11 @@ from ..bootstrap import Services
 from ..domain.errors import DependencyUnavailableError, PayloadTooLargeError, ThrottledError
 from ..domain.models import Task, TaskStatus
 from ..domain.submission import SubmitRequest, SubmitResult
+from ..domain.views import TaskLinks, TaskPublic, public_task, to_json
 from ..observability import logger
 from . import api_schemas as schemas
 from .api_docs import api_key_scheme
-from .sse import follow_response, parse_last_event_id
+from .sse import follow_response, parse_last_event_id, wants_json
 
 # Handlers are `async def` that call the (blocking) services directly: a Lambda execution
 # environment serves one request at a time, so there is nothing to gain from thread hops.
@@ -73,9 +74,8 @@ def _links(svc: Services, task: Task, request: Request) -> dict[str, str]:
 
 
 def _public(task: Task, svc: Services | None = None, request: Request | None = None) -> dict[str, Any]:
-    public = task.to_public()
-    if svc is not None and request is not None:
-        public["links"] = _links(svc, task, request)
+    links = TaskLinks(**_links(svc, task, request)) if svc is not None and request is not None else None
+    public: dict[str, Any] = to_json(public_task(task, links))
     return public
 
 
@@ -183,8 +183,7 @@ async def follow_task(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> Response:
     task = await anyio.to_thread.run_sync(svc.tasks.get, owner, task_id)
-    accept = request.headers.get("accept", "")
-    if "application/json" in accept and "text/event-stream" not in accept:
+    if wants_json(request.headers.get("accept", "")):
         return JSONResponse(_public(task, svc, request))
     settings = svc.settings
     if settings.stream_url:
@@ -205,7 +204,7 @@ async def follow_task(
 
 @api.get(
     "/api/tasks/{task_id}/state",
-    response_model=schemas.TaskPublic,
+    response_model=TaskPublic,
     tags=["tasks"],
     summary="The task's current state",
     responses=NOT_FOUND,
@@ -216,7 +215,7 @@ async def task_state(task_id: str, request: Request, svc: ServicesDep, owner: Ow
 
 @api.post(
     "/api/tasks/{task_id}/cancel",
-    response_model=schemas.TaskPublic,
+    response_model=TaskPublic,
     tags=["tasks"],
     summary="Cancel a task",
     responses={**NOT_FOUND, 409: schemas.error("The task already ended")},

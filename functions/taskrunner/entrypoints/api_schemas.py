@@ -8,6 +8,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo,
 from pydantic_core import PydanticCustomError
 
 from ..domain import jsonsafe
+from ..domain.views import TaskLinks, TaskPublic
 
 
 class TaskCreate(BaseModel):
@@ -105,13 +106,6 @@ COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class TaskLinks(BaseModel):
-    self: str
-    state: str
-    stream: str
-    cancel: str
-
-
 class TaskAccepted(BaseModel):
     task_id: str
     status: str
@@ -119,77 +113,6 @@ class TaskAccepted(BaseModel):
     created_at: str
     links: TaskLinks
     message: str = "Task accepted"
-
-
-class ErrorBody(BaseModel):
-    type: str
-    message: str
-
-
-class ProgressBody(BaseModel):
-    percent: float
-    message: str | None = None
-
-
-class CallbackBody(BaseModel):
-    url: str
-    status: str
-    attempts: int
-    last_error: str | None = None
-    delivered_at: str | None = None
-
-
-class AttemptErrorBody(BaseModel):
-    type: str
-    message: str
-    traceback: list[str] = Field(
-        default_factory=list,
-        description="The last frames (at most 8), oldest first, as text; no locals, keys or secrets.",
-    )
-
-
-class AttemptBody(BaseModel):
-    attempt: int = Field(description="The attempt's number, from 1.")
-    outcome: str = Field(description="COMPLETED, FAILED, RETRYING, CANCELLED, TIMED_OUT or LOST.")
-    started_at: str | None = None
-    ended_at: str | None = None
-    duration_ms: int | None = None
-    segments: int | None = Field(default=None, description="The task's segment count when the attempt ended.")
-    error: AttemptErrorBody | None = None
-
-
-class TaskPublic(BaseModel):
-    task_id: str
-    name: str
-    status: str
-    queue: str
-    parameters: dict[str, Any]
-    metadata: dict[str, Any]
-    result: Any = None
-    error: ErrorBody | None = None
-    progress: ProgressBody
-    attempts: int
-    max_attempts: int
-    timeout_seconds: int
-    max_runtime_seconds: int
-    segments: int = Field(description="Worker invocations the task has run in so far (a long task: several).")
-    checkpointed_at: str | None = Field(default=None, description="When the task last saved a checkpoint.")
-    between_segments: bool = Field(
-        description="RUNNING, waiting for its next segment to start in a fresh worker invocation."
-    )
-    cancel_requested: bool
-    next_attempt_at: str | None = None
-    created_at: str
-    started_at: str | None = None
-    updated_at: str
-    completed_at: str | None = None
-    callback: CallbackBody | None = None
-    attempt_history: list[AttemptBody] = Field(
-        default_factory=list, description="The last attempts (at most 10), oldest first."
-    )
-    retry_of: str | None = Field(default=None, description="The task this one re-runs (POST .../retry).")
-    version: int
-    links: TaskLinks | None = None
 
 
 class CallbackSecret(BaseModel):

@@ -48,6 +48,12 @@ def follow_response(
     return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
+def wants_json(accept: str) -> bool:
+    """A follow request answered with the task's state as JSON instead of its event stream:
+    the client accepts JSON and not text/event-stream."""
+    return "application/json" in accept and "text/event-stream" not in accept
+
+
 def format_event(task: Task) -> str:
     data = json.dumps(task.to_public(), separators=(", ", ": "), default=str)
     return f"id: {task.version}\ndata: {data}\n\n"

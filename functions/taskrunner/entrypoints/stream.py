@@ -16,8 +16,8 @@ from starlette.routing import Route
 
 from ..bootstrap import Services, get_services
 from ..domain.auth import AuthenticationError, StreamGrant
-from ..domain.errors import DependencyUnavailableError
-from .sse import follow_response, parse_last_event_id
+from ..domain.errors import DependencyUnavailableError, TaskNotFoundError
+from .sse import follow_response, parse_last_event_id, wants_json
 
 
 async def follow(request: Request) -> Response:
@@ -35,11 +35,11 @@ async def follow(request: Request) -> Response:
     except DependencyUnavailableError as exc:
         detail = f"{exc.dependency} is unavailable; try again"
         return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"})
-    task = await anyio.to_thread.run_sync(services.repository.get, task_id)
-    if task is None or task.owner != grant.owner:
+    try:
+        task = await anyio.to_thread.run_sync(services.tasks.get, grant.owner, task_id)
+    except TaskNotFoundError:
         return JSONResponse({"detail": f"task {task_id} not found"}, status_code=404)
-    accept = request.headers.get("accept", "")
-    if "application/json" in accept and "text/event-stream" not in accept:
+    if wants_json(request.headers.get("accept", "")):
         return JSONResponse(task.to_public())
 
     async def authorize() -> None:
