@@ -76,7 +76,8 @@ class InMemoryTaskRepository:
             if "status" in values:
                 values["status"] = TaskStatus(values["status"])
                 if not can_transition(task.status, values["status"]):
-                    # models.ALLOWED_TRANSITIONS is the rule; every Expect of the domain must keep to it
+                    # models.ALLOWED_TRANSITIONS is the rule (Expect.into builds every moving write's condition
+                    # from it); checked again here against the status the task really has
                     raise InvalidTransitionError(ref.task_id, task.status.value, f"become {values['status'].value}")
             if "attempt_history" in values:
                 values["attempt_history"] = tuple(values["attempt_history"])

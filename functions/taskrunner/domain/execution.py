@@ -34,7 +34,6 @@ from .errors import (
     TaskTimeoutError,
 )
 from .models import (
-    ACTIVE_STATUSES,
     CallbackStatus,
     Expect,
     Progress,
@@ -168,7 +167,11 @@ class WorkerService:
                         "attempt_started_at": iso(now),
                         **held,
                     },
-                    Expect(frozenset({TaskStatus.PENDING, TaskStatus.RETRYING}), lease_expired_before=iso(now)),
+                    Expect.into(
+                        TaskStatus.RUNNING,
+                        only=frozenset({TaskStatus.PENDING, TaskStatus.RETRYING}),
+                        lease_expired_before=iso(now),
+                    ),
                     increment_attempts=True,
                     increment_segments=True,
                 )
@@ -360,7 +363,7 @@ class WorkerService:
                     "due_at": iso(after(now, delay + p.pending_grace_seconds)),
                     "attempt_history": attempt_history(task, p.max_attempts_limit, entry),
                 },
-                Expect(frozenset({TaskStatus.RUNNING}), attempts=task.attempts, segments=task.segments),
+                Expect.into(TaskStatus.RETRYING, attempts=task.attempts, segments=task.segments),
                 current=task,
             )
         except ConditionFailedError:
@@ -394,7 +397,9 @@ class WorkerService:
             final = self._repo.update(
                 task.ref,
                 changes,
-                Expect(frozenset({TaskStatus.RUNNING}), attempts=task.attempts, segments=task.segments),
+                Expect.into(
+                    status, only=frozenset({TaskStatus.RUNNING}), attempts=task.attempts, segments=task.segments
+                ),
                 current=task,
             )
         except ConditionFailedError:
@@ -439,7 +444,7 @@ class WorkerService:
                 entry = attempt_entry(task, AttemptOutcome.FAILED, now, error=error)
                 changes["attempt_history"] = attempt_history(task, self._policy.max_attempts_limit, entry)
             try:
-                final = self._repo.update(task.ref, changes, Expect(frozenset(ACTIVE_STATUSES), attempts=task.attempts))
+                final = self._repo.update(task.ref, changes, Expect.into(TaskStatus.FAILED, attempts=task.attempts))
                 break
             except ConditionFailedError:
                 continue

@@ -226,6 +226,33 @@ class Expect:
     segments: int | None = None
     handed_over: bool | None = None
 
+    @classmethod
+    def into(
+        cls,
+        status: TaskStatus,
+        *,
+        only: frozenset[TaskStatus] | None = None,
+        attempts: int | None = None,
+        segments: int | None = None,
+        handed_over: bool | None = None,
+        lease_expired_before: str | None = None,
+    ) -> Expect:
+        """The condition of a write that moves a task to ``status``: from any status
+        ALLOWED_TRANSITIONS lets into it, or only from ``only``, each of which it must let
+        (so no write can move a task the table forbids; a ValueError is a bug in the caller)."""
+        allowed = frozenset(source for source, targets in ALLOWED_TRANSITIONS.items() if status in targets)
+        sources = allowed if only is None else only
+        if not sources or not sources <= allowed:
+            forbidden = ", ".join(sorted(sources - allowed)) or "nothing"
+            raise ValueError(f"no write may move a task from {forbidden} to {status}")
+        return cls(
+            sources,
+            attempts=attempts,
+            segments=segments,
+            handed_over=handed_over,
+            lease_expired_before=lease_expired_before,
+        )
+
     def holds_for(self, task: Task) -> bool:
         if (
             task.status in self.statuses

@@ -280,7 +280,7 @@ class TaskService:
                     cancelled = self._repo.update(
                         task.ref,
                         terminal_changes(TaskStatus.CANCELLED, now, error=None),
-                        Expect(frozenset({task.status})),
+                        Expect.into(TaskStatus.CANCELLED, only=frozenset({task.status})),
                     )
                     self._telemetry.task_event("cancelled", cancelled)
                     self._telemetry.metric("TasksCancelled", 1, task_type=cancelled.name)
@@ -294,8 +294,9 @@ class TaskService:
                     cancelled = self._repo.update(
                         task.ref,
                         changes,
-                        Expect(
-                            frozenset({TaskStatus.RUNNING}),
+                        Expect.into(
+                            TaskStatus.CANCELLED,
+                            only=frozenset({TaskStatus.RUNNING}),
                             attempts=task.attempts,
                             segments=task.segments,
                             handed_over=True,
