@@ -2,6 +2,9 @@
 handler (through Mangum), the SQS event source mapping's receive/delete, the worker, the
 notifier and the stream app, with a botocore hook on every client that counts each call and
 the DynamoDB capacity units it consumes (item sizes and index updates as DynamoDB bills them).
+
+The flows are here; the counting hooks are in bench/meter.py, the capacity arithmetic in
+bench/capacity.py.
 """
 
 from __future__ import annotations
@@ -10,252 +13,38 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import sys
 import threading
 import time
 import warnings
-from collections import Counter
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .capacity import Index, TableSpec, attribute_size, item_size, table_specs
+from .meter import REGION, Call, FlowResult, Meter, MeteredClients
+
+__all__ = [
+    "ESM",
+    "REGION",
+    "SECRET",
+    "Call",
+    "FlowResult",
+    "Flows",
+    "Index",
+    "LambdaContext",
+    "Meter",
+    "MeteredClients",
+    "Receiver",
+    "TableSpec",
+    "attribute_size",
+    "item_size",
+    "table_specs",
+]
+
 SECRET = "whsec_YmVuY2htYXJrLXJlcXVlc3QtY291bnRpbmc="
-REGION = "us-east-1"
 ESM = "event source mapping"
-KB = 1024
-
-
-# ---------------------------------------------------------------------------- item sizes
-def attribute_size(value: dict[str, Any]) -> int:
-    """Bytes of one DynamoDB attribute value, by DynamoDB's item-size rules."""
-    ((kind, data),) = value.items()
-    if kind == "S":
-        return len(data.encode())
-    if kind == "N":
-        digits = data.lstrip("-").replace(".", "").lstrip("0") or "0"
-        return (len(digits) + 1) // 2 + 1
-    if kind == "B":
-        return len(data)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind in ("SS", "NS", "BS"):
-        return sum(attribute_size({kind[0]: x}) for x in data)
-    if kind == "M":
-        return 3 + sum(len(k.encode()) + 1 + attribute_size(v) for k, v in data.items())
-    if kind == "L":
-        return 3 + sum(1 + attribute_size(v) for v in data)
-    raise ValueError(f"unknown attribute type {kind}")
-
-
-def item_size(item: dict[str, Any] | None) -> int:
-    if not item:
-        return 0
-    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
-
-
-@dataclasses.dataclass(frozen=True)
-class Index:
-    name: str
-    keys: tuple[str, ...]
-    projection: str  # ALL | KEYS_ONLY | INCLUDE
-    include: tuple[str, ...] = ()
-
-
-@dataclasses.dataclass(frozen=True)
-class TableSpec:
-    logical: str
-    keys: tuple[str, ...]
-    indexes: tuple[Index, ...]
-
-    def projected(self, index: Index, item: dict[str, Any]) -> dict[str, Any]:
-        if index.projection == "ALL":
-            return item
-        names = {*self.keys, *index.keys, *index.include}
-        return {k: v for k, v in item.items() if k in names}
-
-    def write_units(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> tuple[float, dict[str, float]]:
-        """WRU of one write to the table and, separately, to each index it touches: an
-        item's size rounded up to 1 KB (the larger of before and after); an index pays a put
-        when an item enters it, a delete when it leaves, both when its key changes, and an
-        update when only projected attributes change."""
-        base = float(max(1, math.ceil(max(item_size(old), item_size(new)) / KB)))
-        per_index: dict[str, float] = {}
-        for index in self.indexes:
-            was = old is not None and all(k in old for k in index.keys)
-            now = new is not None and all(k in new for k in index.keys)
-            units = 0.0
-
-            def size(item: dict[str, Any], index: Index = index) -> float:
-                return float(max(1, math.ceil(item_size(self.projected(index, item)) / KB)))
-
-            if was and now:
-                assert old is not None and new is not None
-                if any(old[k] != new[k] for k in index.keys):
-                    units = size(old) + size(new)
-                elif self.projected(index, old) != self.projected(index, new):
-                    units = max(size(old), size(new))
-            elif now:
-                assert new is not None
-                units = size(new)
-            elif was:
-                assert old is not None
-                units = size(old)
-            if units:
-                per_index[index.name] = units
-        return base, per_index
-
-
-def table_specs(template: dict[str, Any], prefix: str) -> dict[str, TableSpec]:
-    """Physical table name -> its keys and indexes, from template.yaml."""
-    from infra.local.provision import physical_name
-    from infra.local.template import resources_of
-
-    specs = {}
-    for logical, res in resources_of(template, "AWS::DynamoDB::Table").items():
-        props = res["Properties"]
-        indexes = tuple(
-            Index(
-                g["IndexName"],
-                tuple(k["AttributeName"] for k in g["KeySchema"]),
-                g["Projection"]["ProjectionType"],
-                tuple(g["Projection"].get("NonKeyAttributes", ())),
-            )
-            for g in props.get("GlobalSecondaryIndexes", [])
-        )
-        specs[physical_name(logical, prefix)] = TableSpec(
-            logical, tuple(k["AttributeName"] for k in props["KeySchema"]), indexes
-        )
-    return specs
-
-
-# ---------------------------------------------------------------------------- the meter
-@dataclasses.dataclass
-class Call:
-    actor: str
-    service: str
-    operation: str
-    table: str = ""
-    wru: float = 0.0
-    gsi_wru: float = 0.0
-    rru: float = 0.0
-    ok: bool = True
-    seconds: float = 0.0  # the call's round trip (to moto, in this process)
-    indexes: dict[str, float] = dataclasses.field(default_factory=dict)
-    # a write's item before and after it (what bench/hotkeys.py reads the index keys from)
-    old_item: dict[str, Any] | None = None
-    new_item: dict[str, Any] | None = None
-
-
-class Meter:
-    """Counts every AWS call of the clients it is attached to, with the calling function."""
-
-    WRITES = ("PutItem", "UpdateItem", "DeleteItem")
-
-    def __init__(self, tables: dict[str, TableSpec], peek: Any) -> None:
-        self.tables = tables
-        self._peek = peek  # an uncounted client: reads items before and after a write
-        self.actor = "setup"
-        self.enabled = False
-        self.calls: list[Call] = []
-        self.overhead = 0.0  # seconds spent in the meter's own reads, taken off handler durations
-        self._lock = threading.Lock()
-
-    def attach(self, client: Any) -> Any:
-        client.meta.events.register("before-parameter-build", self._before)
-        client.meta.events.register("after-call", self._after)
-        return client
-
-    @contextlib.contextmanager
-    def acting(self, actor: str) -> Iterator[None]:
-        previous, self.actor = self.actor, actor
-        try:
-            yield
-        finally:
-            self.actor = previous
-
-    def _key(self, table: TableSpec, params: dict[str, Any]) -> dict[str, Any] | None:
-        if "Key" in params:
-            key: dict[str, Any] = params["Key"]
-            return key
-        item = params.get("Item") or {}
-        return {k: item[k] for k in table.keys if k in item} or None
-
-    def _peek_item(self, table_name: str, key: dict[str, Any] | None) -> dict[str, Any] | None:
-        if key is None:
-            return None
-        found: dict[str, Any] | None = self._peek.get_item(TableName=table_name, Key=key, ConsistentRead=True).get(
-            "Item"
-        )
-        return found
-
-    def _before(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
-        if not self.enabled:
-            return
-        context["bench_params"] = params
-        table = self.tables.get(params.get("TableName", ""))
-        if model.service_model.service_name == "dynamodb" and model.name in self.WRITES and table is not None:
-            started = time.perf_counter()
-            context["bench_old"] = self._peek_item(params["TableName"], self._key(table, params))
-            with self._lock:
-                self.overhead += time.perf_counter() - started
-        context["bench_started"] = time.perf_counter()
-
-    def _after(self, parsed: dict[str, Any], model: Any, context: dict[str, Any], http_response: Any, **_: Any) -> None:
-        if not self.enabled:
-            return
-        service = model.service_model.service_name
-        call = Call(self.actor, service, model.name, ok=http_response.status_code < 300)
-        call.seconds = time.perf_counter() - context.get("bench_started", time.perf_counter())
-        params = context.get("bench_params") or {}
-        if service == "dynamodb":
-            name = params.get("TableName", "")
-            table = self.tables.get(name)
-            call.table = table.logical if table else name
-            if model.name in self.WRITES and table is not None:
-                started = time.perf_counter()
-                old = context.get("bench_old")
-                new = self._peek_item(name, self._key(table, params)) if call.ok else old
-                with self._lock:
-                    self.overhead += time.perf_counter() - started
-                base, per_index = table.write_units(old, new)
-                call.wru, call.gsi_wru, call.indexes = base, sum(per_index.values()), per_index
-                call.old_item, call.new_item = old, new
-            elif model.name == "GetItem":
-                units = max(1, math.ceil(item_size(parsed.get("Item")) / (4 * KB)))
-                call.rru = units if params.get("ConsistentRead") else units / 2
-            elif model.name in ("Query", "Scan"):
-                units = max(1, math.ceil(sum(item_size(i) for i in parsed.get("Items", [])) / (4 * KB)))
-                call.rru = units if params.get("ConsistentRead") else units / 2
-        with self._lock:
-            self.calls.append(call)
-
-    def reset(self) -> None:
-        with self._lock:
-            self.calls = []
-
-
-class MeteredClients:
-    """What build_services expects of its clients, each one counted by the meter."""
-
-    def __init__(self, session: Any, meter: Meter) -> None:
-        self._session = session
-        self._meter = meter
-        self._clients: dict[str, Any] = {}
-
-    def client(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = self._meter.attach(self._session.client(service, region_name=REGION))
-        return self._clients[service]
-
-    @property
-    def dynamodb(self) -> Any:
-        return self.client("dynamodb")
-
-    @property
-    def sqs(self) -> Any:
-        return self.client("sqs")
 
 
 class LambdaContext:
@@ -348,54 +137,6 @@ def _quiet() -> Iterator[None]:
             os.dup2(copy, fd)
             os.close(copy)
         os.close(devnull)
-
-
-# ---------------------------------------------------------------------------- the flows
-@dataclasses.dataclass
-class FlowResult:
-    name: str
-    tasks: int
-    calls: list[Call]
-    durations_ms: dict[str, list[float]]  # function -> one entry per invocation
-    invocations: dict[str, int]
-    item_bytes: int = 0
-    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def per_task(self) -> dict[str, float]:
-        """'<service> <operation>' -> calls per task."""
-        counts = Counter(f"{c.service} {c.operation}" for c in self.calls)
-        return {k: round(v / self.tasks, 3) for k, v in sorted(counts.items())}
-
-    def per_task_by_actor(self) -> dict[str, dict[str, float]]:
-        out: dict[str, Counter[str]] = {}
-        for c in self.calls:
-            out.setdefault(c.actor, Counter())[f"{c.service} {c.operation}"] += 1
-        return {a: {k: round(v / self.tasks, 3) for k, v in sorted(cnt.items())} for a, cnt in sorted(out.items())}
-
-    def requests_per_task(self, *services: str) -> float:
-        return sum(1 for c in self.calls if c.service in services) / self.tasks
-
-    def call_ms(self) -> dict[str, float]:
-        """Milliseconds each function spent waiting on AWS calls (moto, in this process)."""
-        out: dict[str, float] = {}
-        for c in self.calls:
-            out[c.actor] = out.get(c.actor, 0.0) + c.seconds * 1000
-        return {k: round(v, 1) for k, v in out.items()}
-
-    def index_units_per_task(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for c in self.calls:
-            for name, units in c.indexes.items():
-                key = f"{c.table}/{name}"
-                out[key] = out.get(key, 0.0) + units
-        return {k: round(v / self.tasks, 3) for k, v in sorted(out.items())}
-
-    def units_per_task(self) -> dict[str, float]:
-        return {
-            "wru_table": sum(c.wru for c in self.calls) / self.tasks,
-            "wru_indexes": sum(c.gsi_wru for c in self.calls) / self.tasks,
-            "rru": sum(c.rru for c in self.calls) / self.tasks,
-        }
 
 
 class Flows:

@@ -1,5 +1,10 @@
 """Smoke test of a running taskrunner stack, meant for right after ``make deploy``.
 
+Longer than ~400 lines: it is one script a user runs after a deploy, and its steps (health,
+task types, auth, submit, stream, state, list, cancel, callback) run in order in one class,
+each a few requests and their checks; kept in one file so that the whole check reads top to
+bottom as it runs.
+
     python -m infra.smoke --url https://xyz.execute-api.eu-west-1.amazonaws.com --key tr_...
     python -m infra.smoke --url URL --key KEY --callback https://your.receiver/hook --timeout 60 --json
 

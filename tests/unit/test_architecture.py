@@ -11,6 +11,9 @@ Layers of ``functions/taskrunner`` (a module may import its own layer and those 
     entrypoints   <- everything above (the handlers)
 
 and nothing in the product imports the local runner (``infra``), the tests or the CLI.
+
+Also: no module of the code we ship or run (functions/, cli/, infra/, bench/, examples/) is
+over about 400 lines without saying at its top why.
 """
 
 from __future__ import annotations
@@ -123,13 +126,65 @@ def test_the_check_sees_imports_against_the_direction(tmp_path: Path) -> None:
     ]
 
 
-def test_no_product_module_is_over_about_400_lines_without_a_reason() -> None:
-    """About 400 lines at most (420); a longer module says at its top why ("Longer than...")."""
+ROOT = PACKAGE.parents[1]
+# every folder of code we ship or run (not the tests)
+CODE_FOLDERS = ("functions", "cli", "infra", "bench", "examples")
+MAX_LINES = 420  # about 400
+# Over the limit with no reason at their top yet: each is reported as an expected failure
+# (pytest -rx) until it is split; a module that is no longer over it passes.
+KNOWN_LONG = {
+    "bench/live.py": "its three live benchmarks (submit, throughput with CPU, SSE) split by benchmark; "
+    "not split yet while its stream reading is being changed",
+}
+
+
+def _code_modules() -> list[Path]:
+    return sorted(
+        p
+        for folder in CODE_FOLDERS
+        for p in (ROOT / folder).rglob("*.py")
+        if not any(part == "__pycache__" or part.startswith(".") for part in p.relative_to(ROOT).parts)
+    )
+
+
+def too_long(path: Path) -> int | None:
+    """The module's line count if it is over about 400 lines and its docstring does not say
+    why ("Longer than..."); None if it is fine."""
+    text = path.read_text()
+    lines = text.count("\n")
+    doc = ast.get_docstring(ast.parse(text)) or ""
+    return lines if lines > MAX_LINES and "Longer than" not in doc else None
+
+
+def test_no_module_we_ship_or_run_is_over_about_400_lines_without_a_reason() -> None:
+    """About 400 lines at most (420) in functions/, cli/, infra/, bench/ and examples/; a longer
+    module says at its top why ("Longer than...")."""
     long = []
-    for path in _modules():
-        text = path.read_text()
-        lines = text.count("\n")
-        doc = ast.get_docstring(ast.parse(text)) or ""
-        if lines > 420 and "Longer than" not in doc:
-            long.append(f"{path.relative_to(PACKAGE)}: {lines} lines")
+    for path in _code_modules():
+        name = path.relative_to(ROOT).as_posix()
+        lines = too_long(path)
+        if lines is not None and name not in KNOWN_LONG:
+            long.append(f"{name}: {lines} lines")
     assert not long, "over ~400 lines with no reason at the top:\n" + "\n".join(long)
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN_LONG))
+def test_known_long_modules(name: str) -> None:
+    lines = too_long(ROOT / name)
+    if lines is not None:
+        pytest.xfail(f"{name}: {lines} lines with no reason at its top; to do: {KNOWN_LONG[name]}")
+
+
+def test_the_size_check_sees_a_long_module_without_a_reason(tmp_path: Path) -> None:
+    body = "x = 1\n" * 430
+    plain = tmp_path / "plain.py"
+    plain.write_text('"""A module."""\n' + body)
+    reasoned = tmp_path / "reasoned.py"
+    reasoned.write_text('"""A module.\n\nLonger than ~400 lines: one protocol, kept together.\n"""\n' + body)
+    short = tmp_path / "short.py"
+    short.write_text('"""A module."""\n' + "x = 1\n" * 400)
+    assert too_long(plain) == 431
+    assert too_long(reasoned) is None
+    assert too_long(short) is None
+    assert "functions/taskrunner/domain/execution.py" in {p.relative_to(ROOT).as_posix() for p in _code_modules()}
+    assert not [p for p in _code_modules() if p.relative_to(ROOT).parts[0] == "tests"]
