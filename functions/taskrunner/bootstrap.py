@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -14,7 +13,7 @@ from .domain.callbacks import CallbackService
 from .domain.execution import WorkerService
 from .domain.monitor import MonitorService, QueueStats, TaskStats
 from .domain.policy import SystemClock
-from .domain.ports import MessageStore, TaskCatalog, TaskQueue, TaskRepository, TaskType
+from .domain.ports import Clock, MessageStore, TaskCatalog, TaskQueue, TaskRepository, TaskType
 from .domain.reconciler import Reconciler
 from .domain.submission import TaskService
 
@@ -32,6 +31,8 @@ class Services:
     repository: TaskRepository
     queue: TaskQueue
     messages: MessageStore
+    # the one clock every service above was built with (the monitor's reads are timed on it too)
+    clock: Clock
     authenticator: Authenticator | None = None
     master_secret: Callable[[], bytes] = lambda: b"unset"
     rate_limiter: RateLimiter | None = None
@@ -47,8 +48,8 @@ class Services:
         return MonitorService(
             cast(TaskStats, self.repository),  # the task stores implement the monitor's reads too
             self.queue_stats,
-            clock=getattr(self.tasks, "_clock", None) or SystemClock(),
-            monotonic=time.monotonic,
+            clock=self.clock,
+            monotonic=self.clock.monotonic,
         )
 
     @functools.cached_property
@@ -109,6 +110,7 @@ def build_services(settings: Settings, *, registry: TaskRegistry | None = None, 
     telemetry = _telemetry(settings)
     master = master_secret_provider(settings, aws)
     keys = DynamoDbApiKeyStore(aws.dynamodb, settings.api_keys_table_name)
+    clock = SystemClock()
     return Services(
         settings=settings,
         tasks=TaskService(
@@ -118,19 +120,24 @@ def build_services(settings: Settings, *, registry: TaskRegistry | None = None, 
             policy=policy,
             url_check=egress.check_url,
             parameter_url_check=egress.check_literal_url,
+            clock=clock,
             telemetry=telemetry,
         ),
-        worker=WorkerService(repository, queue, catalog, messages, http, policy=policy, telemetry=telemetry),
+        worker=WorkerService(
+            repository, queue, catalog, messages, http, policy=policy, clock=clock, telemetry=telemetry
+        ),
         callbacks=CallbackService(
             repository,
             WebhookSender(callback_http, lambda owner: owner_signing_secret(master(), owner)),
             policy=policy,
+            clock=clock,
             telemetry=telemetry,
         ),
-        reconciler=Reconciler(repository, queue, policy=policy, telemetry=telemetry),
+        reconciler=Reconciler(repository, queue, clock=clock, policy=policy, telemetry=telemetry),
         repository=repository,
         queue=queue,
         messages=messages,
+        clock=clock,
         authenticator=Authenticator(keys, ttl_seconds=settings.key_cache_seconds) if settings.auth_required else None,
         master_secret=master,
         rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from taskrunner.adapters.memory import (
@@ -18,14 +20,36 @@ from taskrunner.tasks.registry import TaskRegistry, build_registry
 
 
 class FakeClock:
-    def __init__(self, start: datetime | None = None) -> None:
+    """The domain's clock in unit tests, on virtual time: the wall clock stands still until
+    ``advance`` moves it, and a pause (``wait``, e.g. a task's ``ctx.sleep``) takes no real
+    time: the clock jumps over it at once. The monotonic reading is the real one plus every
+    jump, so a task that blocks for real (ignoring its context) still reaches its deadline,
+    in real seconds. With ``virtual=False`` pauses take real time (a test that acts while a
+    task sleeps)."""
+
+    def __init__(self, start: datetime | None = None, *, virtual: bool = True) -> None:
         self.current = start or datetime(2026, 11, 19, 9, 0, 0, tzinfo=UTC)
+        self.virtual = virtual
+        self._jumped = 0.0
+        self._lock = threading.Lock()  # a task's thread pauses while the test reads or advances
 
     def now(self) -> datetime:
         return self.current
 
+    def monotonic(self) -> float:
+        return time.monotonic() + self._jumped
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        if not self.virtual:
+            return event.wait(max(0.0, seconds))
+        if not event.is_set():
+            self.advance(max(0.0, seconds))
+        return event.is_set()
+
     def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
+        with self._lock:
+            self.current += timedelta(seconds=seconds)
+            self._jumped += seconds
 
 
 @dataclasses.dataclass
@@ -39,13 +63,17 @@ class Fakes:
 
 
 def make_fakes(
-    policy: Policy | None = None, registry: TaskRegistry | None = None, callback_statuses: list[int] | None = None
+    policy: Policy | None = None,
+    registry: TaskRegistry | None = None,
+    callback_statuses: list[int] | None = None,
+    *,
+    virtual_time: bool = True,
 ) -> Fakes:
     repo = InMemoryTaskRepository()
     queue = InMemoryTaskQueue()
     messages = InMemoryMessageStore()
     http = RecordingHttpClient(callback_statuses)
-    clock = FakeClock()
+    clock = FakeClock(virtual=virtual_time)
     policy = policy or Policy(progress_min_interval_seconds=0.0)
     catalog = registry or build_registry()
     settings = Settings(policy=policy)
@@ -58,5 +86,6 @@ def make_fakes(
         repository=repo,
         queue=queue,
         messages=messages,
+        clock=clock,
     )
     return Fakes(repo, queue, messages, http, clock, services)

@@ -224,10 +224,10 @@ def test_a_crash_mid_segment_resumes_from_the_last_checkpoint_on_the_next_attemp
 
 def test_max_runtime_is_enforced_across_segments():
     f = make_fakes(policy=POLICY)
-    task = submit(f, "range_sum", {"n": 10**12}, max_runtime_seconds=100)
-    first_segment(f, task)
+    task = submit(f, "sleep", {"seconds": 100}, max_runtime_seconds=100)
+    first_segment(f, task)  # 1.5 s of the fake clock's time
     assert f.repo.tasks[task.task_id].handed_over_at is not None
-    f.clock.advance(99.5)  # the task has run (wall clock) for almost all of its 100 s
+    f.clock.advance(98)  # the task has run (wall clock) for almost all of its 100 s
     next_segment(f)
     final = f.repo.tasks[task.task_id]
     assert final.status is TaskStatus.FAILED
@@ -238,7 +238,7 @@ def test_max_runtime_is_enforced_across_segments():
 
 def test_max_runtime_already_spent_fails_at_the_claim():
     f = make_fakes(policy=POLICY)
-    task = submit(f, "range_sum", {"n": 10**12}, max_runtime_seconds=100)
+    task = submit(f, "sleep", {"seconds": 100}, max_runtime_seconds=100)
     first_segment(f, task)
     f.clock.advance(200)
     next_segment(f)
@@ -334,12 +334,9 @@ def test_a_continuation_message_carries_what_it_continues():
 
 
 def _checkpoint_often(params: Steps, ctx: TaskContext) -> str:
-    import time
-
-    end = time.monotonic() + params.seconds
-    while time.monotonic() < end:
+    for step in range(round(params.seconds / 0.1)):  # the run's time is its sleeps (virtual)
         ctx.sleep(0.1)
-        ctx.checkpoint({"t": time.monotonic()})
+        ctx.checkpoint({"t": step})
         ctx.progress(50)
     return "done"
 

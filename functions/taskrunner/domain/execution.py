@@ -13,7 +13,6 @@ import logging
 import math
 import random
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -268,9 +267,12 @@ class WorkerService:
 
         thread = threading.Thread(target=target, name=f"task-{task.task_id}", daemon=True)
         thread.start()
-        # the deadline moves with each checkpoint: wait in slices
-        while thread.is_alive() and time.monotonic() < ctx.hard_deadline() + 0.5:
-            thread.join(min(0.25, max(0.01, ctx.hard_deadline() + 0.5 - time.monotonic())))
+        # the deadline moves with each checkpoint: wait in slices, reading it on the clock. The
+        # join is a real, bounded wait for the thread, not a pause of the clock's: under a fake
+        # clock a task's own sleeps take no real time, and one that blocks for real is still cut off.
+        clock = self._clock
+        while thread.is_alive() and clock.monotonic() < ctx.hard_deadline() + 0.5:
+            thread.join(min(0.25, max(0.01, ctx.hard_deadline() + 0.5 - clock.monotonic())))
         if thread.is_alive():
             ctx.abandon()
             box["error"] = ctx.expired() or TaskTimeoutError(task.timeout_seconds)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
+import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -35,10 +37,18 @@ class Policy:
 
 
 class SystemClock:
+    """The real clocks: the one place the domain reads the time of the machine it runs on."""
+
     def now(self) -> datetime:
         from .models import utcnow
 
         return utcnow()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        return event.wait(max(0.0, seconds))
 
 
 def backoff_seconds(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -11,7 +12,16 @@ from .models import Expect, Message, Task, TaskPage, TaskRef, TaskStatus
 
 
 class Clock(Protocol):
+    """Time as the domain reads it, nowhere else: the wall clock, a monotonic reading for
+    deadlines and durations, and a pause that ends early when an event is set."""
+
     def now(self) -> datetime: ...
+
+    def monotonic(self) -> float:
+        """Seconds that never go back (only differences between two readings mean anything)."""
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        """Pause up to ``seconds``, ending as soon as ``event`` is set; return whether it is set."""
 
 
 class TaskRepository(Protocol):

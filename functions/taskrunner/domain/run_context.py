@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
-import time
 from typing import Any
 
 from . import jsonsafe
@@ -41,11 +41,13 @@ logger = logging.getLogger(__name__)
 class RunContext:
     """The TaskContext handed to a running task: one segment of one attempt.
 
-    Three clocks bound it (all ``time.monotonic``): the segment's end (what is left of the
-    worker invocation, or of the task's ``max_runtime_seconds`` if that comes first); the
-    task's ``timeout_seconds``, counted from the segment's start and again from each
-    checkpoint; and nothing else. At the segment's end a task that has checkpointed gets
-    SegmentEndedError (the worker hands it on), one that has not gets InvocationEndedError.
+    Three clocks bound it: the segment's end (what is left of the worker invocation, or of
+    the task's ``max_runtime_seconds`` if that comes first); the task's ``timeout_seconds``,
+    counted from the segment's start and again from each checkpoint; and nothing else. All are
+    read on the injected clock's monotonic reading, and every pause is the clock's (so a fake
+    clock runs a task's sleeps in no real time). At the segment's end a task that has
+    checkpointed gets SegmentEndedError (the worker hands it on), one that has not gets
+    InvocationEndedError.
     """
 
     def __init__(
@@ -68,7 +70,7 @@ class RunContext:
         self._task = task
         self._repo = repo
         self._clock = clock
-        self._started = time.monotonic()
+        self._started = clock.monotonic()
         self._segment_end = self._started + segment_seconds
         self._runtime_limited = runtime_limited
         self._timeout = float(task.timeout_seconds)
@@ -76,7 +78,7 @@ class RunContext:
         self._lease_until = self.hard_deadline()  # what the claim's lease (less its grace) covers
         self._policy = policy
         self._min_interval = policy.progress_min_interval_seconds
-        self._last_write = 0.0
+        self._last_write = -math.inf  # never: the first progress is written at once
         self._lock = threading.Lock()
         self._pending: tuple[float, str | None] | None = None
         self._pending_checkpoint: tuple[Any] | None = None
@@ -105,7 +107,7 @@ class RunContext:
 
     @property
     def elapsed(self) -> float:
-        return time.monotonic() - self._started
+        return self._clock.monotonic() - self._started
 
     def abandon(self) -> None:
         """Called by the worker when it gave up waiting; the task's next check stops it."""
@@ -120,7 +122,7 @@ class RunContext:
         percent = max(0.0, min(100.0, float(percent)))
         with self._lock:
             self._pending = (percent, message)
-        if time.monotonic() - self._last_write >= self._min_interval:
+        if self._clock.monotonic() - self._last_write >= self._min_interval:
             self._flush()
         self.check()
 
@@ -140,8 +142,8 @@ class RunContext:
         with self._lock:
             self._pending_checkpoint = (value,)
             self.checkpointed = True
-            self._timeout_end = time.monotonic() + self._timeout
-        if time.monotonic() - self._last_write >= self._min_interval:
+            self._timeout_end = self._clock.monotonic() + self._timeout
+        if self._clock.monotonic() - self._last_write >= self._min_interval:
             self._flush()
         self.check()
 
@@ -166,7 +168,7 @@ class RunContext:
         changes = self.take_pending(iso(now))
         if not changes:
             return
-        self._last_write = time.monotonic()
+        self._last_write = self._clock.monotonic()
         # A task that checkpoints may run past the lease its claim wrote (its timeout restarts
         # at each checkpoint): the lease keeps ahead of when the worker would stop waiting,
         # moved a timeout further each time (about one lease write per timeout, not per write),
@@ -174,7 +176,7 @@ class RunContext:
         deadline = self.hard_deadline()
         if deadline > self._lease_until:
             target = min(self._segment_end, deadline + self._timeout)
-            lease = iso(after(now, target - time.monotonic() + self._policy.lease_grace_seconds))
+            lease = iso(after(now, target - self._clock.monotonic() + self._policy.lease_grace_seconds))
             changes["lease_expires_at"] = lease
             changes["due_at"] = lease
             self._lease_until = target
@@ -193,7 +195,7 @@ class RunContext:
 
     def expired(self) -> TaskRunnerError | None:
         """Why the task must stop now for lack of time, if it must."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if now > self._timeout_end and self._timeout_end <= self._segment_end:
             return TaskTimeoutError(self._timeout)
         if now > self._segment_end:
@@ -214,17 +216,18 @@ class RunContext:
             raise stop
 
     def sleep(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
+        end = self._clock.monotonic() + seconds
         while True:
             self.check()
-            left = end - time.monotonic()
+            left = end - self._clock.monotonic()
             if left <= 0:
                 return
             if (
                 self._pending is not None or self._pending_checkpoint is not None
-            ) and time.monotonic() - self._last_write >= self._min_interval:
+            ) and self._clock.monotonic() - self._last_write >= self._min_interval:
                 self._flush()
-            time.sleep(min(left, 0.1))
+            # a short pause, so the deadlines are seen in time; the worker giving up ends it at once
+            self._clock.wait(self._abandoned, min(left, 0.1))
 
 
 def segment_running(attempt: int, segment: int) -> Expect:
