@@ -49,7 +49,6 @@ class Services:
             cast(TaskStats, self.repository),  # the task stores implement the monitor's reads too
             self.queue_stats,
             clock=self.clock,
-            monotonic=self.clock.monotonic,
         )
 
     @functools.cached_property

@@ -9,12 +9,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from .errors import TaskNotFoundError
 from .models import Task, TaskStatus, iso, parse_iso
+from .ports import Clock
 
 # time ranges the dashboard and /api/stats accept (None: all time)
 RANGES: dict[str, timedelta | None] = {
@@ -102,20 +103,18 @@ class MonitorService:
         stats: TaskStats,
         queues: QueueStats | None,
         *,
-        clock: Any,
-        monotonic: Any,
+        clock: Clock,
         limits: MonitorLimits | None = None,
     ) -> None:
         self._stats = stats
         self._queues = queues
         self._clock = clock
-        self._monotonic = monotonic
         self.limits = limits or MonitorLimits()
 
     def counts(self, owner: str, range_name: str = "all") -> dict[str, Any]:
         now = self._clock.now()
         since = since_for(range_name, now)
-        deadline = self._monotonic() + self.limits.count_seconds
+        deadline = self._clock.monotonic() + self.limits.count_seconds
         counts: dict[str, int] = {}
         complete = True
         for status in TaskStatus:
@@ -142,7 +141,7 @@ class MonitorService:
     def series(self, owner: str, minutes: int = 60) -> dict[str, Any]:
         now = self._clock.now().replace(second=0, microsecond=0) + timedelta(minutes=1)
         start = now - timedelta(minutes=minutes)
-        deadline = self._monotonic() + self.limits.series_seconds
+        deadline = self._clock.monotonic() + self.limits.series_seconds
         tasks, complete = self._stats.recent(owner, since=iso(start), limit=self.limits.series_items, deadline=deadline)
         buckets = [start + timedelta(minutes=i) for i in range(minutes)]
         ended: list[dict[str, int]] = [{"completed": 0, "failed": 0} for _ in buckets]
@@ -187,7 +186,7 @@ class MonitorService:
             "wait_p95": [percentile(w, 95) for w in waits],
         }
 
-    def search(self, owner: str, query: str, get: Any) -> dict[str, Any]:
+    def search(self, owner: str, query: str, get: Callable[[str, str], Task]) -> dict[str, Any]:
         """``get(owner, task_id)`` answers a full id; a prefix of at least 6 characters is
         looked for among the owner's newest tasks."""
         wanted = query.strip().lower()
@@ -198,7 +197,7 @@ class MonitorService:
             return {"query": wanted, "matches": [_brief(task)], "searched": 1, "complete": True}
         if not ID_PREFIX.fullmatch(wanted):
             raise InvalidQueryError("id", "a task id has only the characters 0-9, a-f and '-'")
-        deadline = self._monotonic() + self.limits.search_seconds
+        deadline = self._clock.monotonic() + self.limits.search_seconds
         found, searched, complete = self._stats.find_by_prefix(
             owner, wanted, max_items=self.limits.search_items, deadline=deadline
         )
