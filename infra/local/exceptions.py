@@ -29,7 +29,7 @@ class LocalException:
     why: str
     functions: tuple[str, ...] = ()  # empty: every function
     # "env": an environment variable; "secret": a provisioned secret's value; "credentials":
-    # each function's own key (infra/local/iam.py), merged by the runner; "setting": a
+    # each function's own key (infra/local/iam/), merged by the runner; "setting": a
     # function setting of template.yaml the runner was asked to change (--function-timeout);
     # "emulation": the embedded endpoint behaves unlike moto to behave like AWS, but not exactly
     kind: str = "env"

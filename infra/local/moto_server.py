@@ -24,7 +24,7 @@ With ``LOCAL_PROFILE_DIR`` set (the runner's ``--profile``) it writes its CPU pr
 when it stops (infra/local/profiling.py).
 
 With ``--iam-policy FILE`` (the runner always passes it) every call signed with a function's
-access key is checked against that function's role first (infra/local/iam.py): a call the
+access key is checked against that function's role first (infra/local/iam/): a call the
 template does not grant gets AWS's access denied answer and never reaches moto.
 
 With ``--state-dir DIR`` the data of DynamoDB, SQS and Secrets Manager is kept in DIR across
@@ -248,7 +248,9 @@ def main() -> None:
     parser.add_argument("-p", "--port", type=int, default=4566)
     parser.add_argument("--server", choices=("waitress", "werkzeug"), default="waitress")
     parser.add_argument(
-        "--iam-policy", default="", help="policy file the runner writes (iam.py): enforce each function's role"
+        "--iam-policy",
+        default="",
+        help="policy file the runner writes (infra/local/iam/): enforce each function's role",
     )
     parser.add_argument("--state-dir", default="", help="keep the data in this directory across restarts")
     parser.add_argument("--snapshot-every", type=float, default=2.0, help="seconds between snapshots (with changes)")

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from infra.local.__main__ import pool_size
 from infra.local.esm import SqsEventSource
 from infra.local.front import Front
 from infra.local.pool import SYNC_PAYLOAD_LIMIT, FunctionPool
+from infra.local.runtime import pool_size
 from infra.local.template import FunctionSpec, Resolver
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Local IAM (infra/local/iam.py): policy evaluation, request classification, and the roles
+"""Local IAM (infra/local/iam/): policy evaluation, request classification, and the roles
 template.yaml gives each function, expanded as SAM expands them."""
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ def _exceptions(user=None, credentials=SHARED):
 
 
 def test_with_iam_each_function_keeps_its_own_key_declared_once():
-    """On the embedded endpoint the runner gives each function its own key (infra/local/iam.py):
+    """On the embedded endpoint the runner gives each function its own key (infra/local/iam/):
     the exception is declared and printed, but sets no shared key over it."""
     found = _exceptions(credentials=None)
     assert "AWS_ACCESS_KEY_ID" not in applied(found, "WorkerFunction")
