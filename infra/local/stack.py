@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from botocore.config import Config
+
 from .assemble import assemble
 from .endpoint import fresh, iam_paths, start_moto
 from .esm import SqsEventSource
@@ -24,7 +26,7 @@ from .options import function_timeouts
 from .pool import SYNC_PAYLOAD_LIMIT, FunctionPool
 from .procs import die_with_parent, free_port, wait_for_port
 from .runtime import FUNCTIONS_DIR, function_environment, is_web_adapter, pool_size, prepare_runtime
-from .template import ROOT, Resolver, functions, load_template
+from .template import ROOT, FunctionSpec, Resolver, functions, load_template
 from .xray import XRayDaemon
 
 log = logging.getLogger("taskrunner.local")
@@ -50,6 +52,9 @@ class Stack:
         self.metrics: Any = None
 
     async def start(self) -> Any:
+        """Everything up, in order: the endpoint, the template's resources and the dev key, the
+        functions' environments (and their IAM roles), each function wired to its events; the
+        HTTP front that serves them is returned."""
         t0 = time.perf_counter()
         args = self.args
         state_dir = Path(args.state_file).with_suffix("")
@@ -57,37 +62,10 @@ class Stack:
         logs_dir.mkdir(parents=True, exist_ok=True)
         credentials = {k: os.environ.get(k) or v for k, v in DEV_CREDENTIALS.items()}
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        endpoint = args.endpoint
-        # IAM: the embedded endpoint checks every function's calls against its role in the template
-        self.iam = not endpoint
         policy_path, calls_log = iam_paths(args.state_file)
-        if not endpoint:
-            policy_path.parent.mkdir(parents=True, exist_ok=True)
-            policy_path.unlink(missing_ok=True)
-            calls_log.write_text("")
-            aws_state = Path(args.aws_state_dir)
-            if args.fresh:
-                fresh(aws_state)
-            self.moto = start_moto(args.moto_port, policy_path, aws_state, args.snapshot_every)
-            endpoint = f"http://127.0.0.1:{args.moto_port}"
-            self.summary.append(("AWS endpoint", f"{endpoint} (embedded moto server)"))
-            self.summary.append(
-                (
-                    "AWS data",
-                    f"kept in {aws_state}/ (saved every {args.snapshot_every:g} s and on stop; --fresh starts empty)",
-                )
-            )
-            self.summary.append(
-                ("IAM", f"each function's calls checked against its role in template.yaml: {calls_log}")
-            )
-        else:
-            self.summary.append(("AWS endpoint", f"{endpoint} (AWS_ENDPOINT_URL)"))
-            self.summary.append(
-                ("IAM", f"enforced by {endpoint}, not by the runner (LocalStack: ENFORCE_IAM=1); functions share a key")
-            )
+        endpoint = self._start_endpoint(policy_path, calls_log)
         os.environ.update({**credentials, "AWS_REGION": region, "AWS_DEFAULT_REGION": region})
         import boto3
-        from botocore.config import Config
 
         session = boto3.session.Session(region_name=region)
         template = load_template()
@@ -98,28 +76,7 @@ class Stack:
         runtime_task = asyncio.create_task(
             asyncio.to_thread(prepare_runtime, list(specs), args.quick_env, ROOT / ".local" / "bundles")
         )
-        assembly = await asyncio.to_thread(
-            assemble,
-            session,
-            endpoint,
-            prefix=args.prefix,
-            region=region,
-            secret_values=SECRET_VALUES,
-            template=template,
-        )
-        resolver = assembly.resolver
-        by_kind: dict[str, list[str]] = {"tables": [], "queues": [], "secrets": []}
-        for logical, attrs in resolver.physical.items():
-            kind = "queues" if "QueueUrl" in attrs else "secrets" if ":secretsmanager:" in attrs["Arn"] else "tables"
-            by_kind[kind].append(f"{logical} ({attrs['Ref']})" if kind == "tables" else logical)
-        for kind, names in by_kind.items():
-            if names:
-                self.summary.append((kind, ", ".join(names)))
-
-        api_key = os.environ.get("LOCAL_DEV_API_KEY", DEV_API_KEY)
-        if "ApiKeysTable" in resolver.physical:
-            await asyncio.to_thread(assembly.seed_key, session, endpoint, "dev", "local development key", api_key)
-            self.summary.append(("API key", f"{api_key}  (owner 'dev'; send as X-Api-Key)"))
+        resolver, api_key = await self._provision(session, endpoint, region, template)
 
         self.xray = XRayDaemon(state_dir / "xray-segments.jsonl")
         xray_address = await self.xray.start()
@@ -154,87 +111,16 @@ class Stack:
             endpoint_url=endpoint,
             config=Config(max_pool_connections=64, retries={"max_attempts": 3, "mode": "standard"}),
         )
-        arn_to_logical = {v["Arn"]: k for k, v in resolver.physical.items() if "Arn" in v}
         stream_base = None
         api_pool = None
-        fn_dir = str(FUNCTIONS_DIR)
         for name, spec in specs.items():
-            env = envs[name]
             log_path = logs_dir / f"{name}.log"
             if name in stream_names:
-                script = FUNCTIONS_DIR / spec.handler
-                with log_path.open("ab") as out:
-                    self.stream_proc = await asyncio.create_subprocess_exec(
-                        "/bin/sh",
-                        str(script),
-                        env=env,
-                        cwd=fn_dir,
-                        stdout=out,
-                        stderr=out,
-                        preexec_fn=die_with_parent,
-                        start_new_session=True,  # Ctrl-C stops the runner, which stops it
-                    )
-                stream_base = f"http://127.0.0.1:{stream_port}"
-                limit = (
-                    f"; at most {resolver.resolve(spec.reserved_concurrency)} streams at once (reserved concurrency)"
-                    if spec.reserved_concurrency is not None
-                    else ""
-                )
-                self.summary.append(
-                    (
-                        name,
-                        f"Lambda Web Adapter style: {spec.handler} -> uvicorn on {stream_base} (response streaming)"
-                        + limit,
-                    )
-                )
+                stream_base = await self._start_stream(name, spec, envs[name], log_path, stream_port or 0, resolver)
                 continue
-            is_api = bool(spec.events_of("HttpApi") or spec.events_of("Api"))
-            pool = FunctionPool(
-                name,
-                spec.handler,
-                env,
-                timeout=spec.timeout,
-                memory=spec.memory,
-                size=pool_size(spec, resolver, args.max_concurrency),
-                cwd=fn_dir,
-                python=runtime.python,
-                log_path=str(log_path),
-                trace=self.xray.new_trace if spec.tracing == "Active" else None,
-                payload_limit=SYNC_PAYLOAD_LIMIT if is_api else None,
-            )
-            self.pools[name] = pool
-            roles = []
-            if is_api:
+            pool = self._start_pool(name, spec, envs[name], log_path, runtime.python, resolver, sqs, session, endpoint)
+            if spec.events_of("HttpApi") or spec.events_of("Api"):
                 api_pool = pool
-                roles.append(f"HTTP front http://{args.host}:{args.port}")
-            for event_name, props in spec.events_of("SQS").items():
-                arn = resolver.resolve(props["Queue"])
-                logical = arn_to_logical[arn]
-                concurrency = min(
-                    int(resolver.resolve((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 2))),
-                    pool.size,
-                )
-                source = SqsEventSource(
-                    f"{name}/{event_name}",
-                    self._esm_client(name, sqs, session, endpoint),
-                    resolver.physical[logical]["QueueUrl"],
-                    arn,
-                    pool,
-                    batch_size=int(resolver.resolve(props.get("BatchSize", 10))),
-                    batching_window=float(resolver.resolve(props.get("MaximumBatchingWindowInSeconds", 0))),
-                    concurrency=concurrency,
-                    report_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
-                    region=region,
-                )
-                self.sources.append(source)
-                window = f", window {source.batching_window:g} s" if source.batching_window else ""
-                roles.append(f"SQS {logical} (batch {source.batch_size}{window}, concurrency {concurrency})")
-            for props in {**spec.events_of("ScheduleV2"), **spec.events_of("Schedule")}.values():
-                expr = props.get("ScheduleExpression") or props.get("Schedule")
-                roles.append(f"schedule {expr} -> every {args.reconcile_every:g} s locally")
-                self.tasks.append(asyncio.create_task(self._schedule(pool, args.reconcile_every, name)))
-            reserved = f", reserved concurrency {pool.size}" if spec.reserved_concurrency is not None else ""
-            self.summary.append((name, f"{spec.handler} x{pool.size}{reserved}: " + "; ".join(roles)))
 
         if api_pool is None:
             raise SystemExit("template.yaml declares no function with an HttpApi event")
@@ -273,6 +159,150 @@ class Stack:
         caps = [specs[n].reserved_concurrency for n in stream_names if specs[n].reserved_concurrency is not None]
         stream_limit = int(resolver.resolve(caps[0])) if caps else 100
         return Front(api_pool, stream_base, stream_limit=stream_limit, metrics=self.metrics.scrape)
+
+    def _start_endpoint(self, policy_path: Path, calls_log: Path) -> str:
+        """The AWS endpoint's URL: the embedded one started here (which checks every function's
+        calls against its role in the template), or AWS_ENDPOINT_URL's."""
+        args = self.args
+        endpoint: str = args.endpoint
+        self.iam = not endpoint
+        if endpoint:
+            self.summary.append(("AWS endpoint", f"{endpoint} (AWS_ENDPOINT_URL)"))
+            self.summary.append(
+                ("IAM", f"enforced by {endpoint}, not by the runner (LocalStack: ENFORCE_IAM=1); functions share a key")
+            )
+            return endpoint
+        policy_path.parent.mkdir(parents=True, exist_ok=True)
+        policy_path.unlink(missing_ok=True)
+        calls_log.write_text("")
+        aws_state = Path(args.aws_state_dir)
+        if args.fresh:
+            fresh(aws_state)
+        self.moto = start_moto(args.moto_port, policy_path, aws_state, args.snapshot_every)
+        endpoint = f"http://127.0.0.1:{args.moto_port}"
+        self.summary.append(("AWS endpoint", f"{endpoint} (embedded moto server)"))
+        self.summary.append(
+            (
+                "AWS data",
+                f"kept in {aws_state}/ (saved every {args.snapshot_every:g} s and on stop; --fresh starts empty)",
+            )
+        )
+        self.summary.append(("IAM", f"each function's calls checked against its role in template.yaml: {calls_log}"))
+        return endpoint
+
+    async def _provision(self, session: Any, endpoint: str, region: str, template: Any) -> tuple[Resolver, str]:
+        """The template's tables, queues and secrets (created or found) and the dev API key."""
+        assembly = await asyncio.to_thread(
+            assemble,
+            session,
+            endpoint,
+            prefix=self.args.prefix,
+            region=region,
+            secret_values=SECRET_VALUES,
+            template=template,
+        )
+        resolver = assembly.resolver
+        by_kind: dict[str, list[str]] = {"tables": [], "queues": [], "secrets": []}
+        for logical, attrs in resolver.physical.items():
+            kind = "queues" if "QueueUrl" in attrs else "secrets" if ":secretsmanager:" in attrs["Arn"] else "tables"
+            by_kind[kind].append(f"{logical} ({attrs['Ref']})" if kind == "tables" else logical)
+        for kind, names in by_kind.items():
+            if names:
+                self.summary.append((kind, ", ".join(names)))
+
+        api_key = os.environ.get("LOCAL_DEV_API_KEY", DEV_API_KEY)
+        if "ApiKeysTable" in resolver.physical:
+            await asyncio.to_thread(assembly.seed_key, session, endpoint, "dev", "local development key", api_key)
+            self.summary.append(("API key", f"{api_key}  (owner 'dev'; send as X-Api-Key)"))
+        return resolver, api_key
+
+    async def _start_stream(
+        self, name: str, spec: FunctionSpec, env: dict[str, str], log_path: Path, port: int, resolver: Resolver
+    ) -> str:
+        """The stream function as Lambda Web Adapter runs it: its start script (uvicorn)."""
+        script = FUNCTIONS_DIR / spec.handler
+        with log_path.open("ab") as out:
+            self.stream_proc = await asyncio.create_subprocess_exec(
+                "/bin/sh",
+                str(script),
+                env=env,
+                cwd=str(FUNCTIONS_DIR),
+                stdout=out,
+                stderr=out,
+                preexec_fn=die_with_parent,
+                start_new_session=True,  # Ctrl-C stops the runner, which stops it
+            )
+        stream_base = f"http://127.0.0.1:{port}"
+        limit = (
+            f"; at most {resolver.resolve(spec.reserved_concurrency)} streams at once (reserved concurrency)"
+            if spec.reserved_concurrency is not None
+            else ""
+        )
+        self.summary.append(
+            (name, f"Lambda Web Adapter style: {spec.handler} -> uvicorn on {stream_base} (response streaming)" + limit)
+        )
+        return stream_base
+
+    def _start_pool(
+        self,
+        name: str,
+        spec: FunctionSpec,
+        env: dict[str, str],
+        log_path: Path,
+        python: str,
+        resolver: Resolver,
+        sqs: Any,
+        session: Any,
+        endpoint: str,
+    ) -> FunctionPool:
+        """A function's environments, with its SQS event source mappings and schedules."""
+        args = self.args
+        is_api = bool(spec.events_of("HttpApi") or spec.events_of("Api"))
+        pool = FunctionPool(
+            name,
+            spec.handler,
+            env,
+            timeout=spec.timeout,
+            memory=spec.memory,
+            size=pool_size(spec, resolver, args.max_concurrency),
+            cwd=str(FUNCTIONS_DIR),
+            python=python,
+            log_path=str(log_path),
+            trace=self.xray.new_trace if self.xray is not None and spec.tracing == "Active" else None,
+            payload_limit=SYNC_PAYLOAD_LIMIT if is_api else None,
+        )
+        self.pools[name] = pool
+        roles = [f"HTTP front http://{args.host}:{args.port}"] if is_api else []
+        arn_to_logical = {v["Arn"]: k for k, v in resolver.physical.items() if "Arn" in v}
+        for event_name, props in spec.events_of("SQS").items():
+            arn = resolver.resolve(props["Queue"])
+            logical = arn_to_logical[arn]
+            concurrency = min(
+                int(resolver.resolve((props.get("ScalingConfig") or {}).get("MaximumConcurrency", 2))),
+                pool.size,
+            )
+            source = SqsEventSource(
+                f"{name}/{event_name}",
+                self._esm_client(name, sqs, session, endpoint),
+                resolver.physical[logical]["QueueUrl"],
+                arn,
+                pool,
+                batch_size=int(resolver.resolve(props.get("BatchSize", 10))),
+                batching_window=float(resolver.resolve(props.get("MaximumBatchingWindowInSeconds", 0))),
+                concurrency=concurrency,
+                report_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+                region=os.environ["AWS_REGION"],
+            )
+            self.sources.append(source)
+            window = f", window {source.batching_window:g} s" if source.batching_window else ""
+            roles.append(f"SQS {logical} (batch {source.batch_size}{window}, concurrency {concurrency})")
+        for props in {**spec.events_of("ScheduleV2"), **spec.events_of("Schedule")}.values():
+            expr = props.get("ScheduleExpression") or props.get("Schedule")
+            roles.append(f"schedule {expr} -> every {args.reconcile_every:g} s locally")
+            self.tasks.append(asyncio.create_task(self._schedule(pool, args.reconcile_every, name)))
+        reserved = f", reserved concurrency {pool.size}" if spec.reserved_concurrency is not None else ""
+        self.summary.append((name, f"{spec.handler} x{pool.size}{reserved}: " + "; ".join(roles)))
+        return pool
 
     @staticmethod
     def _metrics(sqs: Any, resolver: Resolver, logs_dir: Path, names: list[str], *, embedded: bool) -> Any:
