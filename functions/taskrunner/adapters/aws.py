@@ -8,6 +8,7 @@ import threading
 from collections.abc import Collection, Iterator
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..config import Settings
@@ -41,7 +42,7 @@ class AwsClients:
 
 @functools.cache
 def _session() -> Any:
-    import boto3
+    import boto3  # with the first client: building the services does not load it
 
     return boto3.session.Session()
 
@@ -50,8 +51,6 @@ def client_config(settings: Settings) -> Any:
     """Bounded waits: a dependency that accepts connections but never answers costs at most
     ``attempts * read_timeout`` plus one backoff (under a second), so the API can answer 503
     quickly instead of hanging until API Gateway gives up."""
-    from botocore.config import Config
-
     return Config(
         region_name=settings.region,
         connect_timeout=settings.aws_connect_timeout_seconds,
