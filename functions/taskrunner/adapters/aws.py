@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..config import Settings
@@ -41,7 +42,7 @@ class AwsClients:
 
 @functools.cache
 def _session() -> Any:
-    import boto3
+    import boto3  # with the first client: building the services does not load it
 
     return boto3.session.Session()
 
@@ -50,8 +51,6 @@ def client_config(settings: Settings) -> Any:
     """Bounded waits: a dependency that accepts connections but never answers costs at most
     ``attempts * read_timeout`` plus one backoff (under a second), so the API can answer 503
     quickly instead of hanging until API Gateway gives up."""
-    from botocore.config import Config
-
     return Config(
         region_name=settings.region,
         connect_timeout=settings.aws_connect_timeout_seconds,
@@ -73,13 +72,35 @@ def unavailable(service: str, exc: Exception) -> DependencyUnavailableError:
     return DependencyUnavailableError(service, f"{type(exc).__name__}: {exc}")
 
 
+CONDITION_FAILED = "ConditionalCheckFailedException"
+TRANSACTION_CANCELED = "TransactionCanceledException"
+
+
+class Refused(Exception):
+    """A request the service refused with one of the codes the caller said it expects:
+    ``code``, the service's ``response`` (e.g. the item a failed condition found) and the
+    SDK's ``error``."""
+
+    def __init__(self, code: str, error: ClientError) -> None:
+        super().__init__(code)
+        self.code = code
+        self.error = error
+        self.response: dict[str, Any] = dict(error.response)
+
+
 @contextlib.contextmanager
-def translated(service: str) -> Iterator[None]:
+def translated(service: str, *, expected: Collection[str] = ()) -> Iterator[None]:
     """The adapters' one translation: an AWS SDK error inside the block is raised as
-    DependencyUnavailableError naming ``service`` (the API answers 503, a worker redelivers)."""
+    DependencyUnavailableError naming ``service`` (the API answers 503, a worker redelivers),
+    except an error whose code is ``expected``, raised as Refused for the caller to decide."""
     try:
         yield
-    except (ClientError, BotoCoreError) as exc:
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in expected:
+            raise Refused(code, exc) from exc
+        raise unavailable(service, exc) from exc
+    except BotoCoreError as exc:
         raise unavailable(service, exc) from exc
 
 

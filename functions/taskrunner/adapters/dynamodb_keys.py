@@ -6,6 +6,7 @@ from typing import Any
 
 from ..domain.auth import ApiKeyRecord
 from .aws import translated
+from .dynamodb_expressions import UpdateExpression
 
 
 def _record(item: dict[str, Any]) -> ApiKeyRecord:
@@ -30,24 +31,26 @@ class DynamoDbApiKeyStore:
         return _record(item) if item else None
 
     def put(self, record: ApiKeyRecord) -> None:
-        self._db.put_item(
-            TableName=self._table,
-            Item={
-                "key_hash": {"S": record.key_hash},
-                "key_id": {"S": record.key_id},
-                "owner": {"S": record.owner},
-                "name": {"S": record.name},
-                "created_at": {"S": record.created_at},
-            },
-            ConditionExpression="attribute_not_exists(key_hash)",
-        )
+        with translated("DynamoDB"):
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    "key_hash": {"S": record.key_hash},
+                    "key_id": {"S": record.key_id},
+                    "owner": {"S": record.owner},
+                    "name": {"S": record.name},
+                    "created_at": {"S": record.created_at},
+                },
+                ConditionExpression="attribute_not_exists(key_hash)",
+            )
 
     def all(self) -> list[ApiKeyRecord]:
         # An administrator's listing of a small table: the one place a Scan is fine.
         records: list[ApiKeyRecord] = []
         kwargs: dict[str, Any] = {"TableName": self._table}
         while True:
-            answer = self._db.scan(**kwargs)
+            with translated("DynamoDB"):
+                answer = self._db.scan(**kwargs)
             records += [_record(i) for i in answer.get("Items", [])]
             if "LastEvaluatedKey" not in answer:
                 return sorted(records, key=lambda r: r.created_at)
@@ -56,12 +59,11 @@ class DynamoDbApiKeyStore:
     def revoke(self, key_id: str, when: str) -> ApiKeyRecord | None:
         for record in self.all():
             if record.key_id == key_id:
-                self._db.update_item(
-                    TableName=self._table,
-                    Key={"key_hash": {"S": record.key_hash}},
-                    UpdateExpression="SET revoked_at = :w",
-                    ExpressionAttributeValues={":w": {"S": when}},
-                )
+                update = UpdateExpression().set("revoked_at", {"S": when})
+                with translated("DynamoDB"):
+                    self._db.update_item(
+                        TableName=self._table, Key={"key_hash": {"S": record.key_hash}}, **update.request()
+                    )
                 return ApiKeyRecord(record.key_id, record.key_hash, record.owner, record.name, record.created_at, when)
         return None
 
@@ -80,15 +82,16 @@ class DynamoDbKeyRevocations:
         self._table = tasks_table
 
     def record(self, key_id: str, owner: str, when: str) -> None:
-        self._db.put_item(
-            TableName=self._table,
-            Item={
-                "task_id": {"S": REVOKED_PREFIX + key_id},
-                "key_id": {"S": key_id},
-                "key_owner": {"S": owner},
-                "revoked_at": {"S": when},
-            },
-        )
+        with translated("DynamoDB"):
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    "task_id": {"S": REVOKED_PREFIX + key_id},
+                    "key_id": {"S": key_id},
+                    "key_owner": {"S": owner},
+                    "revoked_at": {"S": when},
+                },
+            )
 
     def is_revoked(self, key_id: str) -> bool:
         with translated("DynamoDB"):

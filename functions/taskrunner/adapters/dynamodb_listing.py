@@ -19,6 +19,7 @@ from typing import Any
 from ..domain.errors import InvalidCursorError
 from ..domain.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Task, TaskPage, TaskStatus
 from .dynamodb_codec import decode_cursor, encode_cursor, item_to_task, s_attr
+from .dynamodb_expressions import Expression
 from .dynamodb_shards import (
     ACTIVE_INDEX,
     DONE_INDEX,
@@ -48,17 +49,17 @@ class TaskListing:
         *,
         active: bool,
         done_statuses: frozenset[TaskStatus],
+        expression: Expression | None = None,
         range_condition: str = "",
-        names: dict[str, str] | None = None,
-        values: dict[str, Any] | None = None,
         filters: builtins.list[str] | None = None,
         newest_first: bool = True,
         page: int = 100,
         select_count: bool = False,
     ) -> builtins.list[ShardStream]:
         """The shard queries of the owner's indexes: ``by-owner-active`` if ``active``, then
-        ``by-owner-done`` filtered to ``done_statuses`` (none: not queried)."""
-        names, values, filters = dict(names or {}), dict(values or {}), list(filters or [])
+        ``by-owner-done`` filtered to ``done_statuses`` (none: not queried). ``range_condition``
+        and ``filters`` are written with ``expression``'s placeholders."""
+        expression = expression or Expression()
         streams: builtins.list[ShardStream] = []
         common: dict[str, Any] = {
             "table": self._table,
@@ -69,29 +70,26 @@ class TaskListing:
         }
         pks = [owner_shard_pk(owner, shard) for shard in range(OWNER_SHARDS)]
 
-        def query(index: str, pk_name: str) -> builtins.list[ShardStream]:
+        def query(index: str, pk_name: str, expr: Expression, where: builtins.list[str]) -> builtins.list[ShardStream]:
             return sharded_query(
                 self._db,
                 index=index,
                 pk_name=pk_name,
                 pk_values=pks,
-                names=names,
-                values=values,
-                filter_expression=" AND ".join(filters),
+                names=expr.names,
+                values=expr.values,
+                filter_expression=" AND ".join(where),
                 **common,
             )
 
         if active:
-            streams += query(ACTIVE_INDEX, "active_pk")
+            streams += query(ACTIVE_INDEX, "active_pk", expression, filters or [])
         if done_statuses:
+            done, done_filters = expression.copy(), list(filters or [])
             if done_statuses != TERMINAL_STATUSES:
-                names["#status"] = "status"
-                refs = []
-                for k, status in enumerate(sorted(done_statuses)):
-                    values[f":done{k}"] = s_attr(status.value)
-                    refs.append(f":done{k}")
-                filters.append(f"#status IN ({', '.join(refs)})")
-            streams += query(DONE_INDEX, "done_pk")
+                wanted = [s_attr(status.value) for status in sorted(done_statuses)]
+                done_filters.append(done.is_in("status", wanted, hint="done"))
+            streams += query(DONE_INDEX, "done_pk", done, done_filters)
         return streams
 
     def list(
@@ -104,29 +102,20 @@ class TaskListing:
         cursor: str | None,
     ) -> TaskPage:
         wanted = frozenset(statuses or ())
-        names: dict[str, str] = {"#ck": "created_key"}
-        values: dict[str, Any] = {}
+        expression = Expression()
         range_condition = ""
         if cursor:
             start = decode_cursor(cursor, CURSOR_FIELDS)
             if start["owner"]["S"] != owner:
                 raise InvalidCursorError("cursor is not one this API returned")
-            values[":before"] = start["created_key"]
-            range_condition = "#ck < :before"
-        filters: builtins.list[str] = []
-        if name:
-            names["#name"] = "name"
-            values[":name"] = s_attr(name)
-            filters.append("#name = :name")
-        if not range_condition:
-            names.pop("#ck")
+            range_condition = expression.compare("created_key", "<", start["created_key"], hint="before")
+        filters = [expression.equals("name", s_attr(name))] if name else []
         streams = self._owner_streams(
             owner,
             active=not wanted or bool(wanted & ACTIVE_STATUSES),
             done_statuses=wanted & TERMINAL_STATUSES if wanted else TERMINAL_STATUSES,
+            expression=expression,
             range_condition=range_condition,
-            names=names,
-            values=values,
             filters=filters,
             page=limit + 1 if not (filters or wanted) else max(limit * 2, 25),
         )
@@ -154,15 +143,16 @@ class TaskListing:
     def due(self, before: str, limit: int) -> builtins.list[Task]:
         """Active tasks whose ``due_at`` has passed, the most overdue first: every shard of
         ``by-due`` asked for its ``limit`` first, merged, then the items read in batches."""
+        expression = Expression()
         streams = sharded_query(
             self._db,
             table=self._table,
             index=DUE_INDEX,
             pk_name="sweep_pk",
             pk_values=[due_shard_pk(shard) for shard in range(DUE_SHARDS)],
-            range_condition="#due < :before",
-            names={"#due": "due_at"},
-            values={":before": s_attr(before)},
+            range_condition=expression.compare("due_at", "<", s_attr(before), hint="before"),
+            names=expression.names,
+            values=expression.values,
             newest_first=False,
             page=limit,
         )

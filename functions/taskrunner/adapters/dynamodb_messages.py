@@ -8,6 +8,7 @@ from typing import Any
 from ..domain.models import Message
 from .aws import translated
 from .dynamodb_codec import decode_cursor, encode_cursor
+from .dynamodb_expressions import Expression
 
 
 class DynamoDbMessageStore:
@@ -29,11 +30,11 @@ class DynamoDbMessageStore:
             )
 
     def list(self, owner: str, *, limit: int, cursor: str | None) -> tuple[builtins.list[Message], str | None]:
+        key = Expression()
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "KeyConditionExpression": "#o = :o",
-            "ExpressionAttributeNames": {"#o": "owner"},
-            "ExpressionAttributeValues": {":o": {"S": owner}},
+            "KeyConditionExpression": key.equals("owner", {"S": owner}),
+            **key.placeholders(),
             "ScanIndexForward": False,
             "Limit": limit,
         }

@@ -8,7 +8,6 @@ import builtins
 import itertools
 import time
 from collections import Counter
-from typing import Any
 
 from ..domain.models import (
     TERMINAL_STATUSES,
@@ -16,6 +15,7 @@ from ..domain.models import (
     TaskStatus,
 )
 from .dynamodb_codec import item_to_task, s_attr
+from .dynamodb_expressions import Expression
 from .dynamodb_listing import TaskListing
 from .dynamodb_shards import batch_get, merged
 
@@ -34,21 +34,15 @@ class MonitorQueries(TaskListing):
         """A terminal status: Select=COUNT on every ``by-owner-done`` shard (only the keys are
         read, no items sent), summed. An active one: the active keys (a small set), their
         statuses read in batches."""
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        range_condition = ""
-        if since:
-            names["#ck"] = "created_key"
-            values[":since"] = s_attr(since)
-            range_condition = "#ck >= :since"
+        expression = Expression()
+        range_condition = expression.compare("created_key", ">=", s_attr(since), hint="since") if since else ""
         if status.is_terminal:
             streams = self._owner_streams(
                 owner,
                 active=False,
                 done_statuses=frozenset({status}),
+                expression=expression,
                 range_condition=range_condition,
-                names=names,
-                values=values,
                 page=1000,
                 select_count=True,
             )
@@ -62,9 +56,8 @@ class MonitorQueries(TaskListing):
                 owner,
                 active=True,
                 done_statuses=frozenset(),
+                expression=expression,
                 range_condition=range_condition,
-                names=names,
-                values=values,
                 page=1000,
             )
             ids = [item["task_id"]["S"] for s in streams for item in s.items(deadline)]
@@ -77,13 +70,13 @@ class MonitorQueries(TaskListing):
     def recent(self, owner: str, *, since: str, limit: int, deadline: float) -> tuple[builtins.list[Task], bool]:
         """The owner's tasks created since ``since``, newest first, only the fields the charts
         need."""
+        expression = Expression()
         streams = self._owner_streams(
             owner,
             active=True,
             done_statuses=TERMINAL_STATUSES,
-            range_condition="#ck >= :since",
-            names={"#ck": "created_key"},
-            values={":since": s_attr(since)},
+            expression=expression,
+            range_condition=expression.compare("created_key", ">=", s_attr(since), hint="since"),
             page=min(limit, 500),
         )
         keys = list(itertools.islice(merged(streams, "created_key", deadline=deadline), limit + 1))
@@ -104,12 +97,13 @@ class MonitorQueries(TaskListing):
     ) -> tuple[builtins.list[Task], int, bool]:
         """Tasks whose id starts with ``prefix`` among the owner's newest ``max_items`` (about:
         the newest ``max_items / shards`` of every shard)."""
+        expression = Expression()
         streams = self._owner_streams(
             owner,
             active=True,
             done_statuses=TERMINAL_STATUSES,
-            values={":prefix": s_attr(prefix)},
-            filters=["begins_with(task_id, :prefix)"],
+            expression=expression,
+            filters=[expression.begins_with("task_id", s_attr(prefix), hint="prefix")],
             page=max(1, -(-min(max_items, 1000 * 32) // 32)),
         )
         pages = [s.first_page() for s in streams]

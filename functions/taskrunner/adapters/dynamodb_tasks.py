@@ -14,8 +14,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from ..domain.errors import (
     ConditionFailedError,
     TaskAlreadyExistsError,
@@ -27,7 +25,7 @@ from ..domain.models import (
     TaskRef,
     TaskStatus,
 )
-from .aws import error_code, translated, unavailable
+from .aws import CONDITION_FAILED, TRANSACTION_CANCELED, Refused, translated, unavailable
 from .dynamodb_codec import (
     encode_field,
     item_to_task,
@@ -35,6 +33,7 @@ from .dynamodb_codec import (
     same_task,
     task_to_item,
 )
+from .dynamodb_expressions import Expression, UpdateExpression, all_of, any_of
 from .dynamodb_queries import MonitorQueries
 from .dynamodb_shards import owner_pk
 
@@ -52,20 +51,17 @@ class DynamoDbTaskRepository(MonitorQueries):
         item = task_to_item(task)
         if task.idempotency_key is None:
             try:
-                self._db.put_item(
-                    TableName=self._table,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(task_id)",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            except ClientError as exc:
-                if error_code(exc) == "ConditionalCheckFailedException":
-                    if same_task(exc.response.get("Item"), task):
-                        return  # a retry of our own write whose first answer was lost
+                with translated("DynamoDB", expected={CONDITION_FAILED}):
+                    self._db.put_item(
+                        TableName=self._table,
+                        Item=item,
+                        ConditionExpression="attribute_not_exists(task_id)",
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    )
+            except Refused as refused:
+                if not same_task(refused.response.get("Item"), task):
                     raise TaskAlreadyExistsError(task.task_id) from None
-                raise unavailable("DynamoDB", exc) from exc
-            except BotoCoreError as exc:
-                raise unavailable("DynamoDB", exc) from exc
+                # else a retry of our own write whose first answer was lost
             return
         idem = {
             "task_id": s_attr(self._idem_id(task.owner, task.idempotency_key)),
@@ -74,40 +70,38 @@ class DynamoDbTaskRepository(MonitorQueries):
             "expires_at": {"N": str(int(time.time()) + IDEMPOTENCY_SECONDS)},
         }
         try:
-            self._db.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": item,
-                            "ConditionExpression": "attribute_not_exists(task_id)",
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": idem,
-                            "ConditionExpression": "attribute_not_exists(task_id)",
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    },
-                ],
-                # DynamoDB answers a retry with the same token (within 10 minutes) as a success
-                ClientRequestToken=task.task_id[:36],
-            )
-        except ClientError as exc:
-            if error_code(exc) == "TransactionCanceledException":
-                reasons = exc.response.get("CancellationReasons") or []
-                old_task = reasons[0].get("Item") if reasons else None
-                old_key = reasons[1].get("Item") if len(reasons) > 1 else None
-                if same_task(old_task, task) or (old_key or {}).get("target_task_id", {}).get("S") == task.task_id:
-                    return  # a retry of our own write whose first answer was lost
-                if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons) or not reasons:
-                    raise TaskAlreadyExistsError(task.task_id) from None
-            raise unavailable("DynamoDB", exc) from exc
-        except BotoCoreError as exc:
-            raise unavailable("DynamoDB", exc) from exc
+            with translated("DynamoDB", expected={TRANSACTION_CANCELED}):
+                self._db.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Put": {
+                                "TableName": self._table,
+                                "Item": item,
+                                "ConditionExpression": "attribute_not_exists(task_id)",
+                                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                            }
+                        },
+                        {
+                            "Put": {
+                                "TableName": self._table,
+                                "Item": idem,
+                                "ConditionExpression": "attribute_not_exists(task_id)",
+                                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                            }
+                        },
+                    ],
+                    # DynamoDB answers a retry with the same token (within 10 minutes) as a success
+                    ClientRequestToken=task.task_id[:36],
+                )
+        except Refused as refused:
+            reasons = refused.response.get("CancellationReasons") or []
+            old_task = reasons[0].get("Item") if reasons else None
+            old_key = reasons[1].get("Item") if len(reasons) > 1 else None
+            if same_task(old_task, task) or (old_key or {}).get("target_task_id", {}).get("S") == task.task_id:
+                return  # a retry of our own write whose first answer was lost
+            if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons) or not reasons:
+                raise TaskAlreadyExistsError(task.task_id) from None
+            raise unavailable("DynamoDB", refused.error) from refused.error
 
     @staticmethod
     def _idem_id(owner: str, key: str) -> str:
@@ -131,111 +125,52 @@ class DynamoDbTaskRepository(MonitorQueries):
         current: Task | None = None,
     ) -> Task:
         """With ``current`` (the task as the caller last saw it), only the updated attributes
-        come back and are merged into it: a smaller answer than the whole item."""
-        names: dict[str, str] = {"#status": "status", "#version": "version"}
-        values: dict[str, Any] = {":one": {"N": "1"}}
-        sets = ["#version = #version + :one"]
-        removes: list[str] = []
+        come back and are merged into it: a smaller answer than the whole item.
+
+        The index keys are written when the task is created and changed only by its terminal
+        write: a claim, progress, checkpoint or lease write touches no index (``due_at`` aside,
+        when a write moves it; an active task always has ``sweep_pk``)."""
+        update = UpdateExpression().increment("version")
         if "attempt_started_at" in changes:
-            # keep the start of the attempt this claim replaces (read before the SET below
-            # changes it: an update expression reads the item as it was)
-            names["#prior_start"] = "prior_attempt_started_at"
-            values[":no_start"] = s_attr("")
-            alias = f"#f{list(changes).index('attempt_started_at')}"
-            sets.append(f"#prior_start = if_not_exists({alias}, :no_start)")
-        for i, (field, value) in enumerate(changes.items()):
-            alias = f"#f{i}"
-            names[alias] = field
-            encoded = encode_field(field, value)
-            if encoded is None:
-                removes.append(alias)
-            elif field == "started_at":
-                values[f":v{i}"] = encoded
-                sets.append(f"{alias} = if_not_exists({alias}, :v{i})")
+            # keep the start of the attempt this claim replaces (an update expression reads the
+            # item as it was, before the SET of attempt_started_at below)
+            update.set_from("prior_attempt_started_at", "attempt_started_at", s_attr(""), hint="no_start")
+        for field, value in changes.items():
+            encoded = encode_field(field, value)  # None: the attribute is removed
+            if field == "started_at" and encoded is not None:
+                update.set_if_absent(field, encoded)  # the first attempt's start stays
             else:
-                values[f":v{i}"] = encoded
-                sets.append(f"{alias} = :v{i}")
+                update.set(field, encoded)
         if increment_attempts:
-            names["#attempts"] = "attempts"
-            sets.append("#attempts = #attempts + :one")
+            update.increment("attempts")
         if increment_segments:
-            names["#segments"] = "segments"
-            values[":zero"] = {"N": "0"}
-            sets.append("#segments = if_not_exists(#segments, :zero) + :one")
+            update.increment("segments", from_zero=True)
         if "status" in changes and TaskStatus(changes["status"]).is_terminal:
             # the task leaves the active indexes and enters by-owner-done (terminal is final)
-            names["#active_pk"] = "active_pk"
-            names["#sweep_pk"] = "sweep_pk"
-            removes += ["#active_pk", "#sweep_pk"]
-            names["#done_pk"] = "done_pk"
-            values[":done_pk"] = s_attr(owner_pk(ref.owner, ref.task_id))
-            sets.append("#done_pk = :done_pk")
-            names["#expires_at"] = "expires_at"
-            values[":expires_at"] = {"N": str(int(time.time()) + RETENTION_SECONDS)}
-            sets.append("#expires_at = :expires_at")
-        # The index keys are written when the task is created and changed only by its terminal
-        # write: a claim, progress, checkpoint or lease write touches no index (``due_at`` aside,
-        # when a write moves it; an active task always has ``sweep_pk``).
-        # the condition
-        status_values = []
-        for k, status in enumerate(sorted(expect.statuses)):
-            values[f":e{k}"] = s_attr(status.value)
-            status_values.append(f":e{k}")
-        clauses = []
-        if status_values:
-            clauses.append(f"#status IN ({', '.join(status_values)})")
-        if expect.attempts is not None:
-            names["#attempts"] = "attempts"
-            values[":expected_attempts"] = {"N": str(expect.attempts)}
-            clauses.append("#attempts = :expected_attempts")
-        if expect.segments is not None:
-            names["#segments"] = "segments"
-            values[":expected_segments"] = {"N": str(expect.segments)}
-            clauses.append("#segments = :expected_segments")
-        if expect.handed_over is not None:
-            names["#handed_over"] = "handed_over_at"
-            clauses.append(
-                "attribute_exists(#handed_over)" if expect.handed_over else "attribute_not_exists(#handed_over)"
-            )
-        main = " AND ".join(clauses) if clauses else "attribute_exists(task_id)"
-        if expect.lease_expired_before is not None:
-            names["#lease"] = "lease_expires_at"
-            values[":running"] = s_attr(TaskStatus.RUNNING.value)
-            values[":lease_before"] = s_attr(expect.lease_expired_before)
-            main = f"({main}) OR (#status = :running AND #lease < :lease_before)"
-        condition = main if status_values else f"attribute_exists(task_id) AND ({main})"
-        expression = "SET " + ", ".join(sets)
-        if removes:
-            expression += " REMOVE " + ", ".join(dict.fromkeys(removes))
+            update.remove("active_pk").remove("sweep_pk")
+            update.set("done_pk", s_attr(owner_pk(ref.owner, ref.task_id)))
+            update.set("expires_at", {"N": str(int(time.time()) + RETENTION_SECONDS)})
         try:
-            answer = self._db.update_item(
-                TableName=self._table,
-                Key={"task_id": s_attr(ref.task_id)},
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="UPDATED_NEW" if current is not None else "ALL_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                old = exc.response.get("Item")
-                if old is None:
-                    old_task = self.get(ref.task_id)
-                    if old_task is None:
-                        raise TaskNotFoundError(ref.task_id) from None
-                    raise ConditionFailedError(ref.task_id, old_task) from None
-                raise ConditionFailedError(ref.task_id, item_to_task(old)) from None
-            raise unavailable("DynamoDB", exc) from exc
-        except BotoCoreError as exc:
-            raise unavailable("DynamoDB", exc) from exc
+            with translated("DynamoDB", expected={CONDITION_FAILED}):
+                answer = self._db.update_item(
+                    TableName=self._table,
+                    Key={"task_id": s_attr(ref.task_id)},
+                    ReturnValues="UPDATED_NEW" if current is not None else "ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    **update.request(expected_condition(update, expect)),
+                )
+        except Refused as refused:
+            old = refused.response.get("Item")
+            old_task = item_to_task(old) if old is not None else self.get(ref.task_id)
+            if old_task is None:
+                raise TaskNotFoundError(ref.task_id) from None
+            raise ConditionFailedError(ref.task_id, old_task) from None
         if current is None:
             return item_to_task(answer["Attributes"])
         merged = task_to_item(current)
         merged.update(answer.get("Attributes", {}))
-        for alias in removes:
-            merged.pop(names[alias], None)
+        for attribute in update.removed:
+            merged.pop(attribute, None)
         return item_to_task(merged)
 
     # -- reads --------------------------------------------------------------------------
@@ -254,6 +189,30 @@ class DynamoDbTaskRepository(MonitorQueries):
     def ping(self) -> None:
         with translated("DynamoDB"):
             self._db.describe_table(TableName=self._table)
+
+
+def expected_condition(expression: Expression, expect: Expect) -> str:
+    """The ConditionExpression of a write expecting ``expect``: the task exists, in one of the
+    expected statuses, at the expected attempt and segment, handed over or not; or, when a
+    lease may have run out, RUNNING with a lease that ended before ``lease_expired_before``."""
+    if expect.statuses:
+        expected = [s_attr(status.value) for status in sorted(expect.statuses)]
+        clauses = [expression.is_in("status", expected, hint="expected_status")]
+    else:
+        clauses = [expression.exists("task_id")]
+    if expect.attempts is not None:
+        clauses.append(expression.equals("attempts", {"N": str(expect.attempts)}, hint="expected_attempts"))
+    if expect.segments is not None:
+        clauses.append(expression.equals("segments", {"N": str(expect.segments)}, hint="expected_segments"))
+    if expect.handed_over is not None:
+        handed_over = expression.exists if expect.handed_over else expression.not_exists
+        clauses.append(handed_over("handed_over_at"))
+    condition = all_of(*clauses)
+    if expect.lease_expired_before is not None:
+        running = expression.equals("status", s_attr(TaskStatus.RUNNING.value), hint="running")
+        lease = expression.compare("lease_expires_at", "<", s_attr(expect.lease_expired_before), hint="lease_before")
+        condition = any_of(condition, all_of(running, lease))
+    return condition
 
 
 __all__ = ["DynamoDbTaskRepository", "item_to_task", "task_to_item"]

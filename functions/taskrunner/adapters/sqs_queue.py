@@ -6,8 +6,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from ..domain.errors import DependencyUnavailableError
 from ..domain.models import Task
 from .aws import translated, unavailable
@@ -82,7 +80,7 @@ class SqsTaskQueue:
             )
 
     def ping(self) -> None:
-        try:
+        if "default" not in self._urls:
+            raise unavailable("SQS", KeyError("default"))
+        with translated("SQS"):
             self._sqs.get_queue_attributes(QueueUrl=self._urls["default"], AttributeNames=["QueueArn"])
-        except (ClientError, BotoCoreError, KeyError) as exc:
-            raise unavailable("SQS", exc) from exc
