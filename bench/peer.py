@@ -28,28 +28,20 @@ CLIENTS = 16
 TASKS = 500
 IDLE_SECONDS = 20.0
 SETTLE_SECONDS = 5.0
-PAGE = 4096
-
-
-def rss_mib(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            return int(f.read().split()[1]) * PAGE / 2**20
-    except OSError:
-        return 0.0
 
 
 def rss_by_group(root: int) -> dict[str, float]:
+    """Resident memory of the stack's processes per class, MiB."""
     snap = CpuSnapshot.take(root)
     out = dict.fromkeys(CPU_GROUPS, 0.0)
     for pid, (group, _) in snap.per_pid.items():
-        out[group] += rss_mib(pid)
+        out[group] += snap.rss_bytes[pid] / 2**20
     return {k: round(v, 1) for k, v in out.items()}
 
 
 def moto_rss(root: int) -> float:
     snap = CpuSnapshot.take(root)
-    return sum(rss_mib(pid) for pid, (group, _) in snap.per_pid.items() if group.startswith("moto"))
+    return sum(snap.rss_bytes[pid] / 2**20 for pid, (group, _) in snap.per_pid.items() if group.startswith("moto"))
 
 
 def idle_cpu(stack: LocalStack, seconds: float = IDLE_SECONDS) -> dict[str, float]:

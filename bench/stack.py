@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import json
 import os
 import shutil
 import signal
@@ -20,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from taskrunner_cli.sse import decode, raw_events
 
 from infra.local.launch import start_runner, wait_until_serving
-from infra.local.procs import free_port
+from infra.local.procs import Proc, descendants, free_port, kill, read, wait_gone
 
 ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclasses.dataclass
@@ -68,13 +67,7 @@ class LocalStack:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        deadline = time.monotonic() + 5
-        for pid in family:
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(pid):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
+        kill(wait_gone(family, 5))
 
 
 def start_stack(*, args: list[str] | None = None, env: dict[str, str] | None = None, timeout: float = 90) -> LocalStack:
@@ -118,50 +111,6 @@ def running_stack(*, args: list[str] | None = None, env: dict[str, str] | None =
 
 
 # ---------------------------------------------------------------------------- processes
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _stat(pid: int) -> tuple[int, float] | None:
-    """(parent pid, user+system CPU seconds) of a process, from /proc/<pid>/stat."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    # after "pid (comm)": state ppid ... utime is field 14 of the whole line, i.e. index 11 here
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
-def descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            info = _stat(int(entry))
-            if info is not None:
-                children.setdefault(info[0], []).append(int(entry))
-    found: list[int] = []
-    todo = [root]
-    while todo:
-        pid = todo.pop()
-        for child in children.get(pid, []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 CPU_GROUPS = (
     "API function",
     "worker function",
@@ -172,11 +121,11 @@ CPU_GROUPS = (
 )
 
 
-def classify(pid: int, root: int) -> str:
+def classify(proc: Proc, root: int) -> str:
     """Which part of the stack a process is, by its command line."""
-    if pid == root:
+    if proc.pid == root:
         return "runner (front + pollers)"
-    cmd = _cmdline(pid)
+    cmd = proc.cmdline
     if "moto.server" in cmd or "moto_server" in cmd:
         return "moto (excluded)"
     if "infra/local/child.py" in cmd:
@@ -193,16 +142,19 @@ def classify(pid: int, root: int) -> str:
 @dataclasses.dataclass
 class CpuSnapshot:
     at: float
-    per_pid: dict[int, tuple[str, float]]
+    per_pid: dict[int, tuple[str, float]]  # pid: (group, user+system CPU seconds)
+    rss_bytes: dict[int, int] = dataclasses.field(default_factory=dict)  # pid: resident memory
 
     @classmethod
     def take(cls, root: int) -> CpuSnapshot:
+        """Every process of the stack now, zombies included (their CPU time counts until reaped)."""
         per_pid: dict[int, tuple[str, float]] = {}
-        for pid in [root, *descendants(root)]:
-            info = _stat(pid)
-            if info is not None:
-                per_pid[pid] = (classify(pid, root), info[1])
-        return cls(time.monotonic(), per_pid)
+        rss: dict[int, int] = {}
+        runner = read(root)
+        for proc in [*([runner] if runner else []), *descendants(root, zombies=True)]:
+            per_pid[proc.pid] = (classify(proc, root), proc.cpu_seconds)
+            rss[proc.pid] = proc.rss_bytes
+        return cls(time.monotonic(), per_pid, rss)
 
     def since(self, before: CpuSnapshot) -> dict[str, float]:
         """CPU seconds per group between two snapshots (processes born in between count whole)."""
@@ -354,17 +306,13 @@ def collect(
 
 
 def sse_follow(client: httpx.Client, path: str, *, timeout: float = 120) -> list[tuple[float, dict[str, Any]]]:
-    """Read a task's Server-Sent Events to the end: (arrival wall-clock time, data) each."""
+    """Read a task's Server-Sent Events to the end: (arrival wall-clock time, data) each, parsed
+    by the CLI's parser (taskrunner_cli.sse)."""
     events: list[tuple[float, dict[str, Any]]] = []
-    data: dict[str, Any] | None = None
     headers = {"accept": "text/event-stream"}
     with client.stream("GET", path, headers=headers, timeout=httpx.Timeout(10, read=timeout)) as response:
         if response.status_code != 200:
             raise RuntimeError(f"stream {path}: HTTP {response.status_code}")
-        for line in response.iter_lines():
-            if line.startswith("data:"):
-                data = json.loads(line[5:].strip())
-                events.append((time.time(), data))
-            elif line == "" and data is not None:
-                data = None
+        for raw in raw_events(response.iter_lines()):
+            events.append((time.time(), decode(raw).data))
     return events

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from taskrunner_cli.sse import decode, raw_events
 
 from infra.local.exceptions import LOCAL_SIGNING_SECRET
 from infra.local.iam import read_calls
@@ -128,19 +128,15 @@ def start_stack(
 def sse_events(
     client: httpx.Client, path: str, *, headers: dict[str, str] | None = None, timeout: float = 60
 ) -> list[dict[str, Any]]:
-    """Read a task's event stream to its end; each event as {"id": int, "data": dict, "at": monotonic}."""
+    """Read a task's event stream to its end; each event as {"id": int, "data": dict, "at": monotonic}
+    (its arrival), parsed by the CLI's parser (taskrunner_cli.sse); no "id" when the event has none."""
     events: list[dict[str, Any]] = []
-    current: dict[str, Any] = {}
     with client.stream("GET", path, headers=headers or {}, timeout=timeout) as response:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
-        for line in response.iter_lines():
-            if line.startswith("id:"):
-                current["id"] = int(line[3:].strip())
-            elif line.startswith("data:"):
-                current["data"] = json.loads(line[5:].strip())
-                current["at"] = time.monotonic()
-            elif line == "" and "data" in current:
-                events.append(current)
-                current = {}
+        for raw in raw_events(response.iter_lines()):
+            event = decode(raw)  # a malformed event fails the test
+            events.append(
+                {**({"id": event.id} if event.id is not None else {}), "data": event.data, "at": time.monotonic()}
+            )
     return events

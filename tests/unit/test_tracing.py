@@ -14,18 +14,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import json, sys
 from taskrunner.entrypoints import api
-
-class Context:
-    function_name = "ApiFunction"
-    memory_limit_in_mb = 512
-    aws_request_id = "req-1"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ApiFunction"
-    def get_remaining_time_in_millis(self):
-        return 29_000
+from tests.support.lambda_context import LambdaContext
 
 event = json.load(open(sys.argv[1]))
 event["rawPath"] = event["requestContext"]["http"]["path"] = "/openapi.json"
-response = api.handler(event, Context())
+response = api.handler(event, LambdaContext("ApiFunction", memory=512, remaining_seconds=29))
 print(json.dumps({"status": response["statusCode"]}))
 """
 
