@@ -15,12 +15,15 @@ import dataclasses
 import json
 import os
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from taskrunner_cli.sse import raw_events
+
+from infra.local.child import LambdaContext
+from tests.support.receiver import CallbackReceiver
 
 from .capacity import Index, TableSpec, attribute_size, item_size, table_specs
 from .meter import REGION, Call, FlowResult, Meter, MeteredClients
@@ -33,10 +36,8 @@ __all__ = [
     "FlowResult",
     "Flows",
     "Index",
-    "LambdaContext",
     "Meter",
     "MeteredClients",
-    "Receiver",
     "TableSpec",
     "attribute_size",
     "item_size",
@@ -47,50 +48,9 @@ SECRET = "whsec_YmVuY2htYXJrLXJlcXVlc3QtY291bnRpbmc="
 ESM = "event source mapping"
 
 
-class LambdaContext:
-    """A fresh invocation of ``name``: its whole timeout (template.yaml's) remains."""
-
-    def __init__(self, name: str, memory: int, timeout: int) -> None:
-        self._timeout_ms = timeout * 1000
-        self.function_name = name
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = memory
-        self.aws_request_id = "bench"
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:{name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self._timeout_ms
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1 that accepts callbacks."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length", "0")))
-                outer.count += 1
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Receiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def invocation_context(name: str, memory: int, timeout: int) -> LambdaContext:
+    """A fresh invocation of ``name``: its whole timeout (template.yaml's) ahead of it."""
+    return LambdaContext(name, memory, "bench", (time.time() + timeout) * 1000)
 
 
 @contextlib.contextmanager
@@ -173,7 +133,7 @@ class Flows:
         try:
             with _environment(env, ("AWS_ENDPOINT_URL", "AWS_PROFILE")), _quiet(), mock_aws():
                 self._setup(boto3.session.Session(region_name=REGION))
-                with Receiver() as receiver:
+                with CallbackReceiver() as receiver:
                     self._warm(receiver.url)
                     results = [self._tasks_flow("no callback", None)]
                     if not only_tasks:
@@ -240,7 +200,7 @@ class Flows:
         }
         event = http_api_event("POST", "/api/tasks", "", headers, json.dumps(body).encode(), "127.0.0.1")
         with self.meter.acting("ApiFunction"), self._timed(durations):
-            context: Any = LambdaContext("ApiFunction", self.memory["ApiFunction"], self.timeouts["ApiFunction"])
+            context: Any = invocation_context("ApiFunction", self.memory["ApiFunction"], self.timeouts["ApiFunction"])
             answer = self.api(event, context)
         if answer["statusCode"] != 202:
             raise RuntimeError(f"submit answered {answer['statusCode']}: {answer.get('body')}")
@@ -274,7 +234,7 @@ class Flows:
             batches += 1
             event = {"Records": [sqs_record(m, arn, REGION) for m in messages]}
             with self.meter.acting(function), self._timed(durations):
-                context = LambdaContext(function, self.memory[function], self.timeouts[function])
+                context = invocation_context(function, self.memory[function], self.timeouts[function])
                 result = process(event, context, self.services)
             failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
             done = [m for m in messages if m["MessageId"] not in failed]
@@ -393,6 +353,6 @@ class Flows:
             extra={
                 "scaled_run_seconds": round(elapsed, 2),
                 "scale": self.stream_scale,
-                "events": text.count("\ndata: ") + text.startswith("data: "),
+                "events": sum(1 for _ in raw_events(text.splitlines())),
             },
         )

@@ -174,7 +174,9 @@ class Runner:
         return bench_requests(flows.run(), flows.memory, self.report.details, self.args.quick)
 
     def _live(self, names: list[str]) -> None:
-        from .live import LiveCounts, bench_sse, bench_submit, bench_throughput
+        from .live import LiveCounts, bench_submit
+        from .sse import bench_sse
+        from .throughput import bench_throughput
 
         counts = LiveCounts.quick() if self.args.quick else LiveCounts()
         benches: dict[str, Callable[[LocalStack, LiveCounts, dict[str, Any], bool], list[Row]]] = {

@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Any
 
-from .live import _warm, sum_body
+from .live import sum_body, warm
 from .report import Row, command
 from .stack import CPU_GROUPS, CpuSnapshot, LocalStack, Submitted, collect, parse_iso, run_clients, submit, wait_idle
 from .stats import percentile
@@ -130,7 +130,7 @@ def bench_peer(stack: LocalStack, details: dict[str, Any], quick: bool, rounds: 
     root = stack.proc.pid
     tasks = 100 if quick else TASKS
     busy_seconds = 5.0 if quick else 10.0
-    _warm(stack, CLIENTS)
+    warm(stack, CLIENTS)
     settle(stack)
     time.sleep(SETTLE_SECONDS)
     idle = idle_cpu(stack, 8.0 if quick else IDLE_SECONDS)

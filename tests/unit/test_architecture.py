@@ -130,12 +130,6 @@ ROOT = PACKAGE.parents[1]
 # every folder of code we ship or run (not the tests)
 CODE_FOLDERS = ("functions", "cli", "infra", "bench", "examples")
 MAX_LINES = 420  # about 400
-# Over the limit with no reason at their top yet: each is reported as an expected failure
-# (pytest -rx) until it is split; a module that is no longer over it passes.
-KNOWN_LONG = {
-    "bench/live.py": "its three live benchmarks (submit, throughput with CPU, SSE) split by benchmark; "
-    "not split yet while its stream reading is being changed",
-}
 
 
 def _code_modules() -> list[Path]:
@@ -163,16 +157,9 @@ def test_no_module_we_ship_or_run_is_over_about_400_lines_without_a_reason() -> 
     for path in _code_modules():
         name = path.relative_to(ROOT).as_posix()
         lines = too_long(path)
-        if lines is not None and name not in KNOWN_LONG:
+        if lines is not None:
             long.append(f"{name}: {lines} lines")
     assert not long, "over ~400 lines with no reason at the top:\n" + "\n".join(long)
-
-
-@pytest.mark.parametrize("name", sorted(KNOWN_LONG))
-def test_known_long_modules(name: str) -> None:
-    lines = too_long(ROOT / name)
-    if lines is not None:
-        pytest.xfail(f"{name}: {lines} lines with no reason at its top; to do: {KNOWN_LONG[name]}")
 
 
 def test_the_size_check_sees_a_long_module_without_a_reason(tmp_path: Path) -> None:
