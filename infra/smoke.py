@@ -15,7 +15,8 @@ does not answer (or is not a taskrunner). Each step has its own deadline (``--ti
 The key may also come from TASKRUNNER_API_KEY; it is never printed in full, nor are the
 stream tokens. With ``--json`` the step lines go to stderr and a JSON report to stdout.
 
-Standard library and httpx only, so it runs from the repository's .venv.
+The standard library, httpx and the command-line client's SSE parser (taskrunner_cli.sse), so
+it runs from the repository's .venv.
 """
 
 from __future__ import annotations

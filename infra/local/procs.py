@@ -95,6 +95,12 @@ def read(pid: int) -> Proc | None:
     )
 
 
+def environ(pid: int) -> dict[str, str]:
+    """The environment ``pid`` was started with (/proc/<pid>/environ)."""
+    raw = (PROC / str(pid) / "environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
 def all_processes() -> list[Proc]:
     found = []
     for entry in PROC.iterdir():

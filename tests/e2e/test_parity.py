@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from infra.local.exceptions import describe
+from infra.local.procs import environ
 from infra.local.template import functions, load_template
 from infra.local.xray import read_segments
 from tests.support.processes import descendants
@@ -37,11 +38,6 @@ LAMBDA_RUNTIME = {
 }
 
 
-def _environ(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes()
-    return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
-
-
 def test_each_function_gets_the_template_environment_and_declared_exceptions_only(stack):
     specs = functions(load_template())
     exceptions = stack.state["exceptions"]
@@ -61,7 +57,7 @@ def test_each_function_gets_the_template_environment_and_declared_exceptions_onl
         # what the processes really got
         for proc in descendants(stack.proc.pid):
             if "infra/local/child.py" in proc.cmdline and f" {name} " in proc.cmdline:
-                assert _environ(proc.pid) == env, name
+                assert environ(proc.pid) == env, name
                 seen += 1
     assert seen >= 5
     for name in ("ApiFunction", "NotifierFunction", "StreamFunction"):
@@ -85,7 +81,7 @@ def test_functions_run_on_the_lambda_runtimes_python(stack):
     for proc in descendants(stack.proc.pid):
         if "infra/local/child.py" in proc.cmdline:
             assert proc.cmdline.startswith(python + " "), proc.cmdline
-            bundle = _environ(proc.pid)["PYTHONPATH"].split(":")[0]
+            bundle = environ(proc.pid)["PYTHONPATH"].split(":")[0]
             kind = Path(bundle).name.split("-")[0]
             assert kind in ("api", "worker"), bundle
             assert not (Path(bundle) / ("fastapi" if kind == "worker" else "uvicorn")).exists()
