@@ -94,11 +94,12 @@ def normalise(value: Any) -> Any:
 
     Raises UnsafeJsonError when it cannot be stored as valid, bounded JSON."""
     try:
-        encoded = json.dumps(value, default=str, allow_nan=False, separators=(",", ":"))
+        # NaN and Infinity pass here and come back as floats, for check() to refuse with their path
+        encoded = json.dumps(value, default=str, separators=(",", ":"))
     except RecursionError:
         raise UnsafeJsonError((), f"nested deeper than {MAX_DEPTH} levels", "too_deep") from None
-    except ValueError as exc:  # NaN/Infinity, or an int too long to print
-        raise UnsafeJsonError((), str(exc), "non_finite" if "compliant" in str(exc) else "not_json") from None
+    except ValueError as exc:  # an int too long to print
+        raise UnsafeJsonError((), str(exc), "not_json") from None
     decoded = json.loads(encoded)
     check(decoded)
     return decoded
