@@ -1,8 +1,9 @@
 """The worker's use case: claim a task, run one segment of it, record the outcome.
 
-Longer than the other use cases because it is one: the claim (first, retried or continued),
-the run, and every way an attempt or a segment ends (completed, failed, retrying, cancelled,
-timed out, handed over) are the states of one conditional-write protocol, kept together.
+The claim (first, retried or continued), the run, and every way an attempt or a segment ends
+(completed, failed, retrying, cancelled, timed out, handed over) are the states of one
+conditional-write protocol, kept together; the thread a segment runs in is run_context's, the
+events of a start and an end reporting's.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import json
 import logging
 import math
 import random
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from . import jsonsafe
 from .attempts import AttemptOutcome, attempt_entry, attempt_history, outcome_for
+from .dead_letters import fail_from_dead_letter
 from .errors import (
     PERMANENT_ERRORS,
     ConditionFailedError,
@@ -33,7 +34,6 @@ from .errors import (
     TaskTimeoutError,
 )
 from .models import (
-    CallbackStatus,
     Expect,
     Progress,
     Task,
@@ -56,7 +56,8 @@ from .ports import (
     TaskRepository,
     Telemetry,
 )
-from .run_context import RunContext, segment_running
+from .reporting import ensure_callback, report_end, report_segment_start, report_start
+from .run_context import RunContext, run_segment, segment_running
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ class WorkerService:
             if current is None:
                 return RunOutcome.finished()
             if current.is_terminal:
-                self._ensure_callback(current)
+                ensure_callback(self._queue, current)
                 return RunOutcome.finished(current)
             if continuation is not None:
                 # Another delivery of this hand-over already started the next segment (or the
@@ -208,22 +209,10 @@ class WorkerService:
             if current.lease_expires_at:
                 wait = int((parse_iso(current.lease_expires_at) - now).total_seconds()) + 1
             return RunOutcome.later(max(1, min(wait, 43_000)), current)
-        waited_ms = max(0.0, (now - parse_iso(task.created_at)).total_seconds() * 1000)
         if continuation is None:
-            self._telemetry.task_event(
-                "started", task, attempt=task.attempts, segment=task.segments, queue_wait_ms=round(waited_ms)
-            )
-            self._telemetry.metric("TasksStarted", 1, task_type=task.name)
-            if task.attempts == 1:
-                self._telemetry.metric("QueueWait", waited_ms, unit="Milliseconds", task_type=task.name)
+            report_start(self._telemetry, task, now)
         else:
-            fields: dict[str, Any] = {"attempt": task.attempts, "segment": task.segments}
-            if continuation.handed_over_at:
-                gap = (now - parse_iso(continuation.handed_over_at)).total_seconds() * 1000
-                fields["hand_over_gap_ms"] = round(gap)
-                self._telemetry.metric("HandOverGap", gap, unit="Milliseconds", task_type=task.name)
-            self._telemetry.task_event("segment_started", task, **fields)
-            self._telemetry.metric("SegmentsStarted", 1, task_type=task.name)
+            report_segment_start(self._telemetry, task, now, continuation.handed_over_at)
         if task.attempts > task.max_attempts:
             return self._finish_failed(
                 task,
@@ -257,25 +246,13 @@ class WorkerService:
             messages=self._messages,
             http=self._http,
         )
-        box: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                box["result"] = task_type.run(parameters, ctx)
-            except BaseException as exc:
-                box["error"] = exc
-
-        thread = threading.Thread(target=target, name=f"task-{task.task_id}", daemon=True)
-        thread.start()
-        # the deadline moves with each checkpoint: wait in slices, reading it on the clock. The
-        # join is a real, bounded wait for the thread, not a pause of the clock's: under a fake
-        # clock a task's own sleeps take no real time, and one that blocks for real is still cut off.
-        clock = self._clock
-        while thread.is_alive() and clock.monotonic() < ctx.hard_deadline() + 0.5:
-            thread.join(min(0.25, max(0.01, ctx.hard_deadline() + 0.5 - clock.monotonic())))
-        if thread.is_alive():
-            ctx.abandon()
-            box["error"] = ctx.expired() or TaskTimeoutError(task.timeout_seconds)
+        box = run_segment(
+            lambda: task_type.run(parameters, ctx),
+            ctx,
+            self._clock,
+            name=f"task-{task.task_id}",
+            timeout_seconds=task.timeout_seconds,
+        )
         if "error" in box:
             failure: BaseException = box["error"]
             if isinstance(failure, SegmentEndedError):
@@ -408,50 +385,12 @@ class WorkerService:
             # The claim was lost (lease expired and another delivery took over): its outcome wins.
             self._telemetry.task_event("claim_lost", task)
             return RunOutcome.finished()
-        self._report_end(final)
-        self._ensure_callback(final)
+        report_end(self._telemetry, final)
+        ensure_callback(self._queue, final)
         return RunOutcome.finished(final)
-
-    def _report_end(self, task: Task) -> None:
-        metric = {
-            TaskStatus.COMPLETED: "TasksCompleted",
-            TaskStatus.FAILED: "TasksFailed",
-            TaskStatus.CANCELLED: "TasksCancelled",
-        }[task.status]
-        fields: dict[str, Any] = {"attempts": task.attempts, "segments": task.segments}
-        if task.error is not None:
-            fields.update(error_type=task.error.type, error=task.error.message)
-        if task.started_at and task.completed_at:
-            duration = (parse_iso(task.completed_at) - parse_iso(task.started_at)).total_seconds() * 1000
-            fields["duration_ms"] = round(duration)
-            self._telemetry.metric("RunDuration", duration, unit="Milliseconds", task_type=task.name)
-        self._telemetry.task_event(task.status.value.lower(), task, **fields)
-        self._telemetry.metric(metric, 1, task_type=task.name)
-
-    def _ensure_callback(self, task: Task) -> None:
-        if task.callback is not None and task.callback.status in (CallbackStatus.PENDING,):
-            self._queue.enqueue_callback(task.task_id)
 
     def fail_from_dead_letter(self, task_id: str, reason: str) -> Task | None:
         """A message reached the DLQ: the task ends FAILED with the reason (unless already terminal)."""
-        for _ in range(3):
-            task = self._repo.get(task_id)
-            if task is None or task.is_terminal:
-                return task
-            now = iso(self._clock.now())
-            error = TaskError("DeadLetterError", reason)
-            changes = terminal_changes(TaskStatus.FAILED, now, error=error)
-            if task.status is TaskStatus.RUNNING and task.attempts > 0:
-                # the running attempt ends here: recorded as such (under the claim it ran on)
-                entry = attempt_entry(task, AttemptOutcome.FAILED, now, error=error)
-                changes["attempt_history"] = attempt_history(task, self._policy.max_attempts_limit, entry)
-            try:
-                final = self._repo.update(task.ref, changes, Expect.into(TaskStatus.FAILED, attempts=task.attempts))
-                break
-            except ConditionFailedError:
-                continue
-        else:
-            return self._repo.get(task_id)
-        self._report_end(final)
-        self._ensure_callback(final)
-        return final
+        return fail_from_dead_letter(
+            self._repo, self._queue, self._telemetry, self._clock, self._policy, task_id, reason
+        )

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from . import jsonsafe
@@ -228,6 +229,34 @@ class RunContext:
                 self._flush()
             # a short pause, so the deadlines are seen in time; the worker giving up ends it at once
             self._clock.wait(self._abandoned, min(left, 0.1))
+
+
+def run_segment(
+    run: Callable[[], Any], ctx: RunContext, clock: Clock, *, name: str, timeout_seconds: int
+) -> dict[str, Any]:
+    """``run()`` (the task type's function) in a thread of its own, waited for until the
+    context's deadline, which moves with each checkpoint; what it returned (``result``) or
+    raised (``error``). A task still running at the deadline is abandoned (it can write nothing
+    more) and its error is the deadline's."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = run()
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    # wait in slices, reading the deadline on the clock. The join is a real, bounded wait for the
+    # thread, not a pause of the clock's: under a fake clock a task's own sleeps take no real
+    # time, and one that blocks for real is still cut off.
+    while thread.is_alive() and clock.monotonic() < ctx.hard_deadline() + 0.5:
+        thread.join(min(0.25, max(0.01, ctx.hard_deadline() + 0.5 - clock.monotonic())))
+    if thread.is_alive():
+        ctx.abandon()
+        box["error"] = ctx.expired() or TaskTimeoutError(timeout_seconds)
+    return box
 
 
 def segment_running(attempt: int, segment: int) -> Expect:
