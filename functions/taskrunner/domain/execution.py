@@ -2,8 +2,8 @@
 
 The claim (first, retried or continued), the run, and every way an attempt or a segment ends
 (completed, failed, retrying, cancelled, timed out, handed over) are the states of one
-conditional-write protocol, kept together; the thread a segment runs in is run_context's, the
-events of a start and an end reporting's.
+conditional-write protocol, kept together; the thread a segment runs in is the run context's,
+the events of a start and an end reporting's.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from .ports import (
     Telemetry,
 )
 from .reporting import ensure_callback, report_end, report_segment_start, report_start
-from .run_context import RunContext, run_segment, segment_running
+from .run_context import RunContext, segment_running
 
 logger = logging.getLogger(__name__)
 
@@ -246,13 +246,7 @@ class WorkerService:
             messages=self._messages,
             http=self._http,
         )
-        box = run_segment(
-            lambda: task_type.run(parameters, ctx),
-            ctx,
-            self._clock,
-            name=f"task-{task.task_id}",
-            timeout_seconds=task.timeout_seconds,
-        )
+        box = ctx.run_in_thread(lambda: task_type.run(parameters, ctx), name=f"task-{task.task_id}")
         if "error" in box:
             failure: BaseException = box["error"]
             if isinstance(failure, SegmentEndedError):

@@ -42,9 +42,9 @@ logger = logging.getLogger(__name__)
 class RunContext:
     """The TaskContext handed to a running task: one segment of one attempt.
 
-    Three clocks bound it: the segment's end (what is left of the worker invocation, or of
+    Two deadlines bound it: the segment's end (what is left of the worker invocation, or of
     the task's ``max_runtime_seconds`` if that comes first); the task's ``timeout_seconds``,
-    counted from the segment's start and again from each checkpoint; and nothing else. All are
+    counted from the segment's start and again from each checkpoint. Both are
     read on the injected clock's monotonic reading, and every pause is the clock's (so a fake
     clock runs a task's sleeps in no real time). At the segment's end a task that has
     checkpointed gets SegmentEndedError (the worker hands it on), one that has not gets
@@ -216,6 +216,32 @@ class RunContext:
         if stop is not None:
             raise stop
 
+    def run_in_thread(self, run: Callable[[], Any], *, name: str) -> dict[str, Any]:
+        """``run()`` (the task type's function, given this context) in a thread of its own,
+        waited for until the deadline, which moves with each checkpoint; what it returned
+        (``result``) or raised (``error``). A task still running at the deadline is abandoned
+        (it can write nothing more) and its error is the deadline's."""
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["result"] = run()
+            except BaseException as exc:
+                box["error"] = exc
+
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        # wait in slices, reading the deadline on the clock. The join is a real, bounded wait for
+        # the thread, not a pause of the clock's: under a fake clock a task's own sleeps take no
+        # real time, and one that blocks for real is still cut off.
+        clock = self._clock
+        while thread.is_alive() and clock.monotonic() < self.hard_deadline() + 0.5:
+            thread.join(min(0.25, max(0.01, self.hard_deadline() + 0.5 - clock.monotonic())))
+        if thread.is_alive():
+            self.abandon()
+            box["error"] = self.expired() or TaskTimeoutError(self._task.timeout_seconds)
+        return box
+
     def sleep(self, seconds: float) -> None:
         end = self._clock.monotonic() + seconds
         while True:
@@ -229,34 +255,6 @@ class RunContext:
                 self._flush()
             # a short pause, so the deadlines are seen in time; the worker giving up ends it at once
             self._clock.wait(self._abandoned, min(left, 0.1))
-
-
-def run_segment(
-    run: Callable[[], Any], ctx: RunContext, clock: Clock, *, name: str, timeout_seconds: int
-) -> dict[str, Any]:
-    """``run()`` (the task type's function) in a thread of its own, waited for until the
-    context's deadline, which moves with each checkpoint; what it returned (``result``) or
-    raised (``error``). A task still running at the deadline is abandoned (it can write nothing
-    more) and its error is the deadline's."""
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["result"] = run()
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    thread.start()
-    # wait in slices, reading the deadline on the clock. The join is a real, bounded wait for the
-    # thread, not a pause of the clock's: under a fake clock a task's own sleeps take no real
-    # time, and one that blocks for real is still cut off.
-    while thread.is_alive() and clock.monotonic() < ctx.hard_deadline() + 0.5:
-        thread.join(min(0.25, max(0.01, ctx.hard_deadline() + 0.5 - clock.monotonic())))
-    if thread.is_alive():
-        ctx.abandon()
-        box["error"] = ctx.expired() or TaskTimeoutError(timeout_seconds)
-    return box
 
 
 def segment_running(attempt: int, segment: int) -> Expect:

@@ -178,8 +178,8 @@ def attempt_body(entry: Attempt) -> AttemptBody:
 
 def to_json(view: Any) -> Any:
     """A view as JSON-ready values, in declaration order; ``links`` left out while unset (the
-    stream's events and callbacks' sources carry none). Shallow: the free-form fields are served
-    as they are, not copied."""
+    stream's events and callbacks' sources carry none). The free-form fields' values are served
+    as they are (a list is copied, its items are not)."""
     if dataclasses.is_dataclass(view) and not isinstance(view, type):
         out = {}
         for field in dataclasses.fields(view):

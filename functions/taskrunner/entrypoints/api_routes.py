@@ -66,15 +66,15 @@ ServicesDep = Annotated[Services, Depends(services)]
 OwnerDep = Annotated[str, Depends(current_owner)]
 
 
-def _links(svc: Services, task: Task, request: Request) -> dict[str, str]:
+def _links(svc: Services, task: Task, request: Request) -> TaskLinks:
     base = f"/api/tasks/{task.task_id}"
     token = svc.stream_tokens.issue(task.task_id, task.owner, getattr(request.state, "key_id", None))
     stream = f"{svc.settings.stream_url}{base}" if svc.settings.stream_url else base
-    return {"self": base, "state": f"{base}/state", "stream": f"{stream}?token={token}", "cancel": f"{base}/cancel"}
+    return TaskLinks(self=base, state=f"{base}/state", stream=f"{stream}?token={token}", cancel=f"{base}/cancel")
 
 
 def _public(task: Task, svc: Services | None = None, request: Request | None = None) -> dict[str, Any]:
-    links = TaskLinks(**_links(svc, task, request)) if svc is not None and request is not None else None
+    links = _links(svc, task, request) if svc is not None and request is not None else None
     public: dict[str, Any] = to_json(public_task(task, links))
     return public
 
@@ -127,7 +127,7 @@ def _accepted(result: SubmitResult, svc: Services, raw: Request, response: Respo
         "status": task.status.value,
         "name": task.name,
         "created_at": task.created_at,
-        "links": _links(svc, task, raw),
+        "links": to_json(_links(svc, task, raw)),
         "message": "Task accepted" if result.created else "Task already accepted with this Idempotency-Key",
     }
 
@@ -188,7 +188,7 @@ async def follow_task(
     settings = svc.settings
     if settings.stream_url:
         # On AWS the Function URL streams; the caller proved who it is here, so it gets a token.
-        return RedirectResponse(_links(svc, task, request)["stream"], status_code=307)
+        return RedirectResponse(_links(svc, task, request).stream, status_code=307)
 
     authenticator, key = svc.authenticator, presented_key(request)
 
