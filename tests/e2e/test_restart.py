@@ -4,6 +4,8 @@ terminal status; API keys still work; ``--fresh`` starts empty. Ctrl-C stops cle
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import time
@@ -13,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from infra.local.persistence import SNAPSHOT
 from tests.support.processes import descendants, wait_gone
 from tests.support.stack import RunningStack, start_stack
 
@@ -41,6 +44,20 @@ def submit_load(client: httpx.Client) -> dict[str, dict[str, Any]]:
         assert answer.status_code == 202, answer.text
         bodies[answer.json()["task_id"]] = body
     return bodies
+
+
+def wait_for_snapshot_after(aws_state: Path, moment: float, *, timeout: float) -> None:
+    """Until the endpoint's snapshot was taken after ``moment``: it holds every call answered
+    before then (a snapshot is taken with every call held off; see infra/local/persistence.py)."""
+    path = aws_state / SNAPSHOT
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            with path.open("rb") as f:
+                if json.loads(f.readline())["saved_at"] > moment:
+                    return
+        time.sleep(0.1)
+    raise AssertionError(f"no snapshot taken after the last task was accepted within {timeout} s")
 
 
 def statuses(client: httpx.Client, ids: list[str]) -> dict[str, int | str]:
@@ -136,7 +153,10 @@ def test_kill_9_of_the_runner_and_its_endpoint_loses_at_most_the_snapshot_window
     try:
         with first.client() as client:
             ids = list(submit_load(client))
-            time.sleep(2.5)  # > the snapshot window: every accepted task is in a snapshot
+            accepted_by = time.time()
+        # the snapshot window: until a snapshot taken after the last task was accepted exists
+        # (its wait grows with what the last one cost, so a fixed sleep may be too short)
+        wait_for_snapshot_after(aws_state, accepted_by, timeout=60)
         tree = descendants(first.proc.pid)
         for proc in tree:
             if "moto_server" in proc.cmdline:
